@@ -1,0 +1,102 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { safeEqual } from './crypto/compare.ts';
+import { newAccessKeyId, newAccessKeySecret } from './crypto/ids.ts';
+import { loadMasterKey } from './crypto/master-key.ts';
+import { SecretBox } from './crypto/secret-box.ts';
+import { openStore } from './store/open-store.ts';
+import type { Store } from './store/store.ts';
+
+/** A start-up failure the operator must fix; printed as a message, not a stack. */
+export class StartupError extends Error {
+  override name = 'StartupError';
+}
+
+export const MASTER_KEY_CHECK = 'master_key_fingerprint';
+
+export interface OpenedData {
+  store: Store;
+  box: SecretBox;
+  masterKeyOrigin: string;
+}
+
+/**
+ * Opens the store and the master key, and refuses to go on when the database was
+ * written under another master key: every secret in it would fail to decrypt.
+ */
+export async function openData(dataDir: string, databaseUrl: string, env = process.env, storeOptions = {}): Promise<OpenedData> {
+  const master = loadMasterKey(dataDir, env);
+  const box = new SecretBox(master.key);
+  const store = await openStore(databaseUrl, storeOptions);
+  const stored = await store.putMetaIfAbsent(MASTER_KEY_CHECK, box.fingerprint);
+  if (stored !== box.fingerprint) {
+    await store.close();
+    throw new StartupError(
+      `The master key from ${master.origin} is not the one this database was written with. ` +
+        'Start with the original key (SMCD_MASTER_KEY or <data-dir>/master.key); every node of one database needs the same key.',
+    );
+  }
+  return { store, box, masterKeyOrigin: master.origin };
+}
+
+export interface RootCredentials {
+  AccessKeyId: string;
+  AccessKeySecret: string;
+  Endpoint?: string;
+}
+
+export const rootCredentialsPath = (dataDir: string) => join(dataDir, 'root-credentials.json');
+
+/**
+ * Makes sure a root access key exists: from SMCD_ROOT_ACCESS_KEY_ID/SECRET when
+ * set, otherwise generated once and written to <data-dir>/root-credentials.json
+ * (mode 0600). Returns where the credentials can be found, for the start-up log.
+ */
+export async function ensureRootKey(data: OpenedData, dataDir: string, now: number, env = process.env): Promise<string> {
+  const { store, box } = data;
+  const envId = env.SMCD_ROOT_ACCESS_KEY_ID;
+  const envSecret = env.SMCD_ROOT_ACCESS_KEY_SECRET;
+  if (Boolean(envId) !== Boolean(envSecret))
+    throw new StartupError('Set both SMCD_ROOT_ACCESS_KEY_ID and SMCD_ROOT_ACCESS_KEY_SECRET, or neither.');
+  if (envId && !/^LTAI[A-Za-z0-9]{20}$/.test(envId))
+    throw new StartupError('SMCD_ROOT_ACCESS_KEY_ID must be "LTAI" followed by 20 letters or digits.');
+  if (envSecret && !/^[A-Za-z0-9]{30}$/.test(envSecret))
+    throw new StartupError('SMCD_ROOT_ACCESS_KEY_SECRET must be 30 letters or digits.');
+
+  const existing = await store.getRootAccessKey();
+  if (existing) {
+    if (envId) {
+      if (existing.id !== envId || !safeEqual(box.open(existing.secretSealed, existing.id), envSecret!))
+        throw new StartupError(
+          `This database already has the root key ${existing.id}; SMCD_ROOT_ACCESS_KEY_ID/SECRET do not match it.`,
+        );
+      return 'SMCD_ROOT_ACCESS_KEY_ID';
+    }
+    return rootCredentialsPath(dataDir);
+  }
+  const id = envId ?? newAccessKeyId();
+  const secret = envSecret ?? newAccessKeySecret();
+  const inserted = await store.insertAccessKey({
+    id,
+    secretSealed: box.seal(secret, id),
+    description: 'root',
+    allowedActions: ['*'],
+    isRoot: true,
+    enabled: true,
+    createdAt: now,
+  });
+  if (!inserted) return ensureRootKey(data, dataDir, now, env); // another node won the race
+  if (envId) return 'SMCD_ROOT_ACCESS_KEY_ID';
+  const path = rootCredentialsPath(dataDir);
+  const creds: RootCredentials = { AccessKeyId: id, AccessKeySecret: secret };
+  writeFileSync(path, `${JSON.stringify(creds, null, 2)}\n`, { mode: 0o600 });
+  return path;
+}
+
+export function readRootCredentials(dataDir: string): RootCredentials | undefined {
+  try {
+    return JSON.parse(readFileSync(rootCredentialsPath(dataDir), 'utf8')) as RootCredentials;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,56 @@
+import { type ParseArgsConfig, parseArgs } from 'node:util';
+
+export type OptionSpec = NonNullable<ParseArgsConfig['options']>[string] & { description: string; env?: string; default?: string };
+
+export interface Command {
+  name: string;
+  summary: string;
+  usage: string;
+  example: string;
+  options: Record<string, OptionSpec>;
+  /** Returns the process exit code. */
+  run(values: Record<string, string | boolean | string[] | undefined>, positionals: string[]): Promise<number>;
+}
+
+/** Exit codes: 0 success, 1 the API or the store refused, 2 the command line is wrong. */
+export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+export function helpText(cmd: Command): string {
+  const lines = [`${cmd.summary}`, '', `Usage: ${cmd.usage}`, '', 'Options:'];
+  for (const [name, spec] of Object.entries(cmd.options)) {
+    const flag = `--${name}${spec.type === 'string' ? ' <value>' : ''}`;
+    const extra = [spec.env ? `env ${spec.env}` : '', spec.default !== undefined ? `default ${spec.default}` : ''].filter(Boolean).join('; ');
+    lines.push(`  ${flag.padEnd(28)} ${spec.description}${extra ? ` (${extra})` : ''}`);
+  }
+  lines.push(`  ${'--help'.padEnd(28)} Show this help.`, '', 'Example:', `  ${cmd.example}`);
+  return `${lines.join('\n')}\n`;
+}
+
+/** Parses argv for one command; flags win over the environment, which wins over defaults. */
+export function parseCommand(cmd: Command, argv: string[], env = process.env) {
+  const options = Object.fromEntries(
+    Object.entries(cmd.options).map(([name, spec]) => [name, spec.multiple ? { type: spec.type, multiple: true } : { type: spec.type }]),
+  ) as ParseArgsConfig['options'];
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean' } }, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const values = parsed.values as Record<string, string | boolean | string[] | undefined>;
+  for (const [name, spec] of Object.entries(cmd.options)) {
+    if (values[name] === undefined && spec.env && env[spec.env] !== undefined && env[spec.env] !== '') values[name] = env[spec.env];
+    if (values[name] === undefined && spec.default !== undefined) values[name] = spec.default;
+  }
+  return { values, positionals: parsed.positionals, help: values.help === true };
+}
+
+export function intOption(values: Record<string, unknown>, name: string, min: number, max: number): number {
+  const raw = String(values[name]);
+  if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max}`);
+  return Number(raw);
+}

@@ -1,0 +1,78 @@
+import pino from 'pino';
+import { StartupError, ensureRootKey, openData } from '../bootstrap.ts';
+import { systemClock } from '../domain/time.ts';
+import { describeDatabaseUrl } from '../store/open-store.ts';
+import { SmcdServer } from '../server.ts';
+import { type Command, EXIT, UsageError, intOption } from './command.ts';
+import { dataOptions, databaseUrl } from './data-options.ts';
+
+export const serveCommand: Command = {
+  name: 'serve',
+  summary: 'Serve the SMC-compatible API, the console and /metrics.',
+  usage: 'smcd serve [options]',
+  example: 'smcd serve --host 0.0.0.0 --port 8080 --database postgres://smcd@db:5432/smcd',
+  options: {
+    host: { type: 'string', description: 'Address to listen on.', env: 'SMCD_HOST', default: '127.0.0.1' },
+    port: { type: 'string', description: 'Port to listen on (0 picks a free one).', env: 'SMCD_PORT', default: '8080' },
+    ...dataOptions,
+    'heartbeat-rate': { type: 'string', description: 'Seconds between source heartbeats; 3 missed mean Unavailable.', env: 'SMCD_HEARTBEAT_RATE', default: '30' },
+    'trust-proxy': { type: 'string', description: 'Comma-separated proxy addresses/CIDRs whose X-Forwarded-For is believed.', env: 'SMCD_TRUST_PROXY', default: '' },
+    'auth-failure-limit': { type: 'string', description: 'Failed authentications per address per window before 429.', env: 'SMCD_AUTH_FAILURE_LIMIT', default: '100' },
+    'auth-failure-window': { type: 'string', description: 'Throttling window in seconds.', env: 'SMCD_AUTH_FAILURE_WINDOW', default: '60' },
+    'db-pool-size': { type: 'string', description: 'PostgreSQL connections per node.', env: 'SMCD_DB_POOL_SIZE', default: '10' },
+    'db-timeout': { type: 'string', description: 'Milliseconds before a PostgreSQL operation gives up with 503.', env: 'SMCD_DB_TIMEOUT_MS', default: '5000' },
+    'log-level': { type: 'string', description: 'fatal, error, warn, info, debug or silent.', env: 'SMCD_LOG_LEVEL', default: 'info' },
+  },
+  async run(values) {
+    const port = intOption(values, 'port', 0, 65535);
+    const heartbeatRateSeconds = intOption(values, 'heartbeat-rate', 1, 86_400);
+    const authFailureLimit = intOption(values, 'auth-failure-limit', 1, 1_000_000);
+    const authFailureWindowMs = intOption(values, 'auth-failure-window', 1, 86_400) * 1000;
+    const poolSize = intOption(values, 'db-pool-size', 1, 1000);
+    const timeoutMs = intOption(values, 'db-timeout', 100, 600_000);
+    const level = String(values['log-level']);
+    if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(level)) throw new UsageError('--log-level: unknown level');
+    const log = pino({ level, base: { service: 'smcd' } });
+    const dataDir = String(values['data-dir']);
+    const url = databaseUrl(values);
+    let server: SmcdServer;
+    try {
+      const data = await openData(dataDir, url, process.env, { poolSize, timeoutMs });
+      const credentials = await ensureRootKey(data, dataDir, systemClock());
+      server = new SmcdServer({
+        store: data.store,
+        box: data.box,
+        log,
+        clock: systemClock,
+        settings: { heartbeatRateSeconds },
+        authFailureLimit,
+        authFailureWindowMs,
+        trustProxy: String(values['trust-proxy']),
+      });
+      const address = await server.listen(port, String(values.host));
+      log.info(
+        { address, store: describeDatabaseUrl(data.store.description), rootCredentials: credentials, masterKey: data.masterKeyOrigin },
+        `smcd listening on ${address}; store ${describeDatabaseUrl(data.store.description)}; root credentials: ${credentials}; console: ${address}/console/`,
+      );
+    } catch (err) {
+      if (err instanceof StartupError || (err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+        log.fatal({ err: { message: (err as Error).message } }, `smcd cannot start: ${(err as Error).message}`);
+        return EXIT.failed;
+      }
+      throw err;
+    }
+    await new Promise<void>((resolve) => {
+      const stop = (signal: string) => {
+        log.info({ signal }, 'shutting down: finishing in-flight requests');
+        server.close().then(resolve, (err) => {
+          log.error({ err }, 'error while shutting down');
+          resolve();
+        });
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+    log.info('stopped');
+    return EXIT.ok;
+  },
+};

@@ -1,0 +1,45 @@
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** One registry per server, so several servers can live in one test process. */
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'smcd_' });
+  return {
+    registry,
+    requests: new Counter({
+      name: 'smcd_requests_total',
+      help: 'API requests by Action and response Code (OK for success).',
+      labelNames: ['action', 'code'] as const,
+      registers: [registry],
+    }),
+    latency: new Histogram({
+      name: 'smcd_request_duration_seconds',
+      help: 'API request latency by Action.',
+      labelNames: ['action'] as const,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+    tokensCreated: new Counter({ name: 'smcd_access_tokens_created_total', help: 'Activation codes created.', registers: [registry] }),
+    imports: new Counter({
+      name: 'smcd_imports_total',
+      help: 'Successful imports; slot=used for a new machine, reimport otherwise.',
+      labelNames: ['slot'] as const,
+      registers: [registry],
+    }),
+    importRefusals: new Counter({
+      name: 'smcd_import_refusals_total',
+      help: 'Imports refused, by reason.',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    storeErrors: new Counter({ name: 'smcd_store_errors_total', help: 'Store operations that failed.', registers: [registry] }),
+    batchSize: new Histogram({
+      name: 'smcd_group_commit_batch_size',
+      help: 'Writes committed together in one transaction (SQLite group commit).',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+      registers: [registry],
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

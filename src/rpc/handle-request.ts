@@ -1,0 +1,166 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { BlockList } from 'node:net';
+import { hostname } from 'node:os';
+import { ACTIONS_BY_NAME } from '../actions/index.ts';
+import type { ActionContext, Services } from '../actions/types.ts';
+import { newRequestId } from '../crypto/ids.ts';
+import { StoreUnavailableError } from '../store/store.ts';
+import { clientAddress } from './client-address.ts';
+import { CredentialResolver } from './credentials.ts';
+import { AUTH_FAILURE_CODES, ApiError, errors } from './errors.ts';
+import { validateParams } from './params.ts';
+import { mergeParams, parseForm } from './parse-params.ts';
+import { readBody } from './read-body.ts';
+import { CONTENT_TYPES, type Format, serialize } from './serialize.ts';
+import { checkTimestamp, readSignature } from './signature.ts';
+import type { FailureThrottle } from './throttle.ts';
+
+export const API_VERSION = '2019-06-01';
+
+export interface RpcLimits {
+  maxBodyBytes: number;
+  maxUrlBytes: number;
+  /** How far a signed timestamp may be from the server's clock. */
+  timestampWindowMs: number;
+  /** How long a nonce is remembered: the window on both sides. */
+  nonceTtlMs: number;
+}
+
+export const DEFAULT_LIMITS: RpcLimits = {
+  maxBodyBytes: 64 * 1024,
+  maxUrlBytes: 16 * 1024,
+  timestampWindowMs: 15 * 60_000,
+  nonceTtlMs: 30 * 60_000,
+};
+
+const HOST_ID = hostname();
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function toApiError(err: unknown, services: Services, requestId: string): ApiError {
+  if (err instanceof ApiError) return err;
+  if (err instanceof StoreUnavailableError || (err as { code?: string })?.code === 'SQLITE_BUSY') {
+    services.metrics.storeErrors.inc();
+    services.log.warn({ requestId, err: (err as Error).message }, 'store unavailable');
+    return errors.unavailable();
+  }
+  services.metrics.storeErrors.inc();
+  // Logged with the RequestId so an operator can find it; never shown to the client.
+  services.log.error({ requestId, err }, 'internal error');
+  return errors.internal();
+}
+
+/**
+ * The RPC pipeline. Checks run in the contract's order and the first failure
+ * answers: method; size; Action; Version; signature form; timestamp; key; signature;
+ * nonce; permission; parameters (API.md section 2).
+ */
+export function createRpcHandler(services: Services, throttle: FailureThrottle, limits = DEFAULT_LIMITS, trustedProxies?: BlockList) {
+  const resolver = new CredentialResolver(services.store, services.box);
+  const { metrics, log } = services;
+
+  function send(res: ServerResponse, status: number, format: Format, root: string, body: Record<string, unknown>, close: boolean) {
+    const text = serialize(format, root, body);
+    const headers: Record<string, string | number> = {
+      'content-type': CONTENT_TYPES[format],
+      'content-length': Buffer.byteLength(text),
+      'x-acs-request-id': body.RequestId as string,
+    };
+    if (close) headers.connection = 'close';
+    res.writeHead(status, headers);
+    res.end(text);
+  }
+
+  return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now();
+    const requestId = newRequestId();
+    const clientIp = clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], trustedProxies);
+    let format: Format = 'JSON';
+    let actionName = '';
+    let keyId: string | undefined;
+    let bodyRead = false;
+    const now = services.clock();
+    try {
+      if (req.method !== 'GET' && req.method !== 'POST') throw errors.unsupportedMethod(req.method ?? '');
+      const url = req.url ?? '/';
+      if (Buffer.byteLength(url, 'latin1') > limits.maxUrlBytes) throw errors.uriTooLong(limits.maxUrlBytes);
+      if (throttle.blocked(clientIp, now)) throw errors.throttled();
+      const body = await readBody(req, limits.maxBodyBytes);
+      bodyRead = true;
+      const q = url.indexOf('?');
+      const path = q === -1 ? url : url.slice(0, q);
+      if (path !== '/') throw errors.notFound();
+      const query = parseForm(q === -1 ? '' : url.slice(q + 1));
+      let bodyParams = new Map<string, string>();
+      if (body.length > 0) {
+        const type = (header(req, 'content-type') ?? '').split(';')[0].trim().toLowerCase();
+        if (type !== 'application/x-www-form-urlencoded') throw errors.unsupportedMediaType(type || '(none)');
+        bodyParams = parseForm(body.toString('latin1'));
+      }
+      const params = mergeParams(query, bodyParams);
+
+      const formatParam = params.get('Format');
+      const formatValid = formatParam === undefined || formatParam === '' || /^(json|xml)$/i.test(formatParam);
+      if (formatValid && formatParam) format = formatParam.toUpperCase() as Format;
+
+      actionName = params.get('Action') ?? header(req, 'x-acs-action') ?? '';
+      if (!actionName) throw errors.missingAction();
+      const action = ACTIONS_BY_NAME.get(actionName);
+      if (!action) throw errors.actionNotFound(actionName);
+      const version = params.get('Version') ?? header(req, 'x-acs-version');
+      if (!version) throw errors.missingVersion();
+      if (version !== API_VERSION) throw errors.invalidVersion(version);
+      if (!formatValid) throw errors.invalidFormat();
+
+      const claim = readSignature({ method: req.method, params, query, headers: req.headers, body });
+      checkTimestamp(claim.timestamp, now, limits.timestampWindowMs);
+      const credential = await resolver.resolve(claim.keyId);
+      if (!credential) throw errors.keyNotFound();
+      if (!credential.active) throw errors.keyInactive();
+      if (!claim.verify(credential.secret)) throw errors.signatureMismatch();
+      // Only a proven signer can use up a nonce, so nobody can burn another client's nonces.
+      if (!(await services.store.useNonce(claim.keyId, claim.nonce, now, now + limits.nonceTtlMs))) throw errors.nonceUsed();
+      keyId = claim.keyId;
+      const allowed =
+        action.signedBy === credential.kind &&
+        (credential.allowedActions.includes(action.name) || credential.allowedActions.includes('*'));
+      if (!allowed) throw errors.forbidden(action.name);
+
+      const validated = validateParams(action.params, params);
+      const ctx: ActionContext = {
+        requestId,
+        clientIp,
+        now,
+        caller: { kind: credential.kind, keyId: credential.keyId, sourceId: credential.sourceId },
+        services,
+      };
+      const result = await action.handler(ctx, validated);
+      send(res, 200, format, `${action.name}Response`, { RequestId: requestId, ...result }, false);
+      metrics.requests.inc({ action: action.name, code: 'OK' });
+      log.info({ requestId, action: action.name, status: 200, ms: +(performance.now() - started).toFixed(2), clientIp, keyId }, 'request');
+    } catch (err) {
+      const apiError = toApiError(err, services, requestId);
+      if (AUTH_FAILURE_CODES.has(apiError.code)) throttle.recordFailure(clientIp, now);
+      const errorBody = {
+        RequestId: requestId,
+        HostId: HOST_ID,
+        Code: apiError.code,
+        Message: apiError.message,
+        Recommend: apiError.recommend,
+      };
+      // A body we did not read would be taken for the next request on this connection.
+      send(res, apiError.status, format, 'Error', errorBody, !bodyRead);
+      const known = ACTIONS_BY_NAME.has(actionName) ? actionName : 'unknown';
+      metrics.requests.inc({ action: known, code: apiError.code });
+      log.info(
+        { requestId, action: actionName.slice(0, 64), status: apiError.status, code: apiError.code, ms: +(performance.now() - started).toFixed(2), clientIp, keyId },
+        'request refused',
+      );
+    } finally {
+      metrics.latency.observe({ action: ACTIONS_BY_NAME.has(actionName) ? actionName : 'unknown' }, (performance.now() - started) / 1000);
+    }
+  };
+}

@@ -1,0 +1,56 @@
+/**
+ * RFC 3986 percent-encoding as Alibaba Cloud's signatures use it: everything but
+ * A-Z a-z 0-9 - _ . ~ is escaped, so space is %20, `*` is %2A and `~` stays.
+ * encodeURIComponent leaves !'()* alone; those are fixed up here.
+ */
+export function percentEncode(value: string): string {
+  return encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Decodes one application/x-www-form-urlencoded component given as a binary
+ * (latin1) string, one character per byte as it came off the wire: `+` is a
+ * space, %XX are bytes, and the bytes must be valid UTF-8. Returns undefined
+ * when the input is malformed, so the caller answers with an SMC error.
+ */
+export function formDecode(component: string): string | undefined {
+  let ascii = true;
+  for (let i = 0; i < component.length; i++) {
+    const c = component.charCodeAt(i);
+    if (c === 0x25 || c > 0x7f) {
+      ascii = false;
+      break;
+    }
+  }
+  if (ascii) return component.includes('+') ? component.replace(/\+/g, ' ') : component;
+  const bytes = new Uint8Array(component.length);
+  let n = 0;
+  for (let i = 0; i < component.length; i++) {
+    const c = component.charCodeAt(i);
+    if (c === 0x25) {
+      const hi = hexValue(component.charCodeAt(i + 1));
+      const lo = hexValue(component.charCodeAt(i + 2));
+      if (hi < 0 || lo < 0) return undefined;
+      bytes[n++] = hi * 16 + lo;
+      i += 2;
+    } else if (c > 0xff) {
+      return undefined;
+    } else {
+      bytes[n++] = c === 0x2b ? 0x20 : c;
+    }
+  }
+  try {
+    return utf8.decode(bytes.subarray(0, n));
+  } catch {
+    return undefined;
+  }
+}
+
+function hexValue(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  if (c >= 0x41 && c <= 0x46) return c - 0x37;
+  if (c >= 0x61 && c <= 0x66) return c - 0x57;
+  return -1;
+}

@@ -1,0 +1,85 @@
+/**
+ * Schema versions, applied in order inside one transaction each; the version
+ * reached is kept in PRAGMA user_version. Never edit a shipped step: add one.
+ */
+export const SQLITE_MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+  CREATE TABLE access_keys (
+    id TEXT PRIMARY KEY,
+    secret_sealed TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    allowed_actions TEXT NOT NULL,
+    is_root INTEGER NOT NULL DEFAULT 0,
+    enabled INTEGER NOT NULL DEFAULT 1,
+    created_at INTEGER NOT NULL
+  );
+  -- At most one root key, even when several nodes start on an empty database at once.
+  CREATE UNIQUE INDEX access_keys_one_root ON access_keys (is_root) WHERE is_root = 1;
+  CREATE TABLE nonces (
+    key_id TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (key_id, nonce)
+  ) WITHOUT ROWID;
+  CREATE INDEX nonces_expiry ON nonces (expires_at);
+  CREATE TABLE access_tokens (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    code_sealed TEXT NOT NULL,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    registered_count INTEGER NOT NULL DEFAULT 0,
+    ttl_days INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    ip_address_range TEXT NOT NULL DEFAULT '',
+    created_by TEXT NOT NULL,
+    CHECK (registered_count <= count)
+  );
+  CREATE INDEX access_tokens_name ON access_tokens (name, seq);
+  CREATE TABLE client_tokens (
+    owner_key_id TEXT NOT NULL,
+    client_token TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    access_token_id TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (owner_key_id, client_token)
+  ) WITHOUT ROWID;
+  CREATE TABLE token_uses (
+    access_token_id TEXT NOT NULL,
+    machine_id TEXT NOT NULL,
+    used_at INTEGER NOT NULL,
+    PRIMARY KEY (access_token_id, machine_id)
+  ) WITHOUT ROWID;
+  CREATE TABLE sources (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    key_id TEXT NOT NULL UNIQUE,
+    key_sealed TEXT NOT NULL,
+    access_token_id TEXT NOT NULL,
+    machine_id TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL,
+    hostname TEXT NOT NULL,
+    platform TEXT NOT NULL,
+    architecture TEXT NOT NULL,
+    kernel_level INTEGER,
+    agent_version TEXT NOT NULL,
+    system_disk_size INTEGER,
+    data_disks TEXT NOT NULL,
+    system_info TEXT NOT NULL,
+    status_info TEXT NOT NULL DEFAULT '',
+    created_at INTEGER NOT NULL,
+    first_import_at INTEGER NOT NULL,
+    last_import_at INTEGER NOT NULL,
+    first_client_ip TEXT NOT NULL,
+    last_client_ip TEXT NOT NULL,
+    last_heartbeat_at INTEGER NOT NULL
+  );
+  CREATE INDEX sources_token ON sources (access_token_id, seq);
+  CREATE INDEX sources_name ON sources (name, seq);
+  `,
+];

@@ -1,0 +1,376 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import {
+  INSERT_ACCESS_KEY,
+  INSERT_ACCESS_TOKEN,
+  INSERT_SOURCE,
+  UPDATE_SOURCE_ON_IMPORT,
+  accessKeyFromRow,
+  accessKeyToRow,
+  accessTokenFromRow,
+  accessTokenToRow,
+  sourceFieldValues,
+  sourceFromRow,
+  sourceWhere,
+  tokenWhere,
+} from '../rows.ts';
+import type {
+  AccessKeyRecord,
+  AccessTokenRecord,
+  CreateTokenOutcome,
+  IdempotencyKey,
+  ImportOutcome,
+  ImportRequest,
+  SourceQuery,
+  SourceRecord,
+  Store,
+  TokenQuery,
+} from '../store.ts';
+import { SQLITE_MIGRATIONS } from './migrations.ts';
+
+type Row = Record<string, unknown>;
+
+interface PendingWrite {
+  run: () => unknown;
+  resolve: (value: any) => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * Embedded SQLite (WAL, synchronous=FULL). Writes are group-committed: every
+ * write that arrives within one turn of the event loop runs in one transaction,
+ * each in its own savepoint, and all are answered after the single fsync of
+ * the commit. A resolved write is therefore on disk.
+ */
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite' as const;
+  readonly description: string;
+  readonly #db: Database.Database;
+  #queue: PendingWrite[] = [];
+  #scheduled = false;
+  #closed = false;
+  /** Sizes of the last group commits, for /metrics. */
+  onBatch?: (size: number) => void;
+
+  constructor(path: string) {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    this.description = `sqlite:${path}`;
+    this.#db = new Database(path);
+    this.#db.pragma('journal_mode = WAL');
+    this.#db.pragma('synchronous = FULL');
+    this.#db.pragma('busy_timeout = 5000');
+    this.#db.pragma('foreign_keys = ON');
+    this.#migrate();
+  }
+
+  #migrate(): void {
+    // BEGIN IMMEDIATE takes the write lock, so two processes starting at once
+    // apply each step once.
+    const step = this.#db.transaction(() => {
+      const version = this.#db.pragma('user_version', { simple: true }) as number;
+      if (version >= SQLITE_MIGRATIONS.length) return false;
+      this.#db.exec(SQLITE_MIGRATIONS[version]);
+      this.#db.pragma(`user_version = ${version + 1}`);
+      return true;
+    });
+    while (step.immediate()) {
+      /* next step */
+    }
+  }
+
+  #write<T>(run: () => T): Promise<T> {
+    if (this.#closed) return Promise.reject(new Error('the store is closed'));
+    return new Promise<T>((resolve, reject) => {
+      this.#queue.push({ run, resolve, reject });
+      if (!this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(() => this.#flush());
+      }
+    });
+  }
+
+  #flush(): void {
+    this.#scheduled = false;
+    const batch = this.#queue;
+    this.#queue = [];
+    if (batch.length === 0) return;
+    const results: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+    try {
+      this.#db
+        .transaction(() => {
+          for (const op of batch) {
+            try {
+              // A nested transaction is a savepoint: a failing write rolls back alone.
+              results.push({ ok: true, value: this.#db.transaction(op.run)() });
+            } catch (error) {
+              results.push({ ok: false, error });
+            }
+          }
+        })
+        .immediate();
+    } catch (error) {
+      for (const op of batch) op.reject(error);
+      return;
+    }
+    this.onBatch?.(batch.length);
+    batch.forEach((op, i) => {
+      const r = results[i];
+      if (r.ok) op.resolve(r.value);
+      else op.reject(r.error);
+    });
+  }
+
+  #get(sql: string, ...params: unknown[]): Row | undefined {
+    return this.#db.prepare(sql).get(...params) as Row | undefined;
+  }
+
+  #all(sql: string, ...params: unknown[]): Row[] {
+    return this.#db.prepare(sql).all(...params) as Row[];
+  }
+
+  #run(sql: string, ...params: unknown[]): number {
+    return this.#db.prepare(sql).run(...params).changes;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    // Let queued writes commit before closing.
+    while (this.#queue.length > 0 || this.#scheduled) await new Promise((r) => setImmediate(r));
+    this.#closed = true;
+    this.#db.close();
+  }
+
+  async ping(): Promise<void> {
+    this.#get('SELECT 1 AS ok');
+  }
+
+  async getMeta(key: string): Promise<string | undefined> {
+    const row = this.#get('SELECT value FROM meta WHERE key = ?', key);
+    return row ? String(row.value) : undefined;
+  }
+
+  putMetaIfAbsent(key: string, value: string): Promise<string> {
+    return this.#write(() => {
+      this.#run('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING', key, value);
+      return String(this.#get('SELECT value FROM meta WHERE key = ?', key)!.value);
+    });
+  }
+
+  insertAccessKey(key: AccessKeyRecord): Promise<boolean> {
+    return this.#write(() => this.#run(INSERT_ACCESS_KEY, ...accessKeyToRow(key)) > 0);
+  }
+
+  async getRootAccessKey(): Promise<AccessKeyRecord | undefined> {
+    const row = this.#get('SELECT * FROM access_keys WHERE is_root = 1');
+    return row && accessKeyFromRow(row);
+  }
+
+  async getAccessKey(id: string): Promise<AccessKeyRecord | undefined> {
+    const row = this.#get('SELECT * FROM access_keys WHERE id = ?', id);
+    return row && accessKeyFromRow(row);
+  }
+
+  async listAccessKeys(): Promise<AccessKeyRecord[]> {
+    return this.#all('SELECT * FROM access_keys ORDER BY created_at, id').map(accessKeyFromRow);
+  }
+
+  setAccessKeyEnabled(id: string, enabled: boolean): Promise<boolean> {
+    return this.#write(() => this.#run('UPDATE access_keys SET enabled = ? WHERE id = ?', enabled ? 1 : 0, id) > 0);
+  }
+
+  deleteAccessKey(id: string): Promise<boolean> {
+    return this.#write(() => this.#run('DELETE FROM access_keys WHERE id = ?', id) > 0);
+  }
+
+  useNonce(keyId: string, nonce: string, now: number, expiresAt: number): Promise<boolean> {
+    return this.#write(() => {
+      // An expired row for the same nonce is replaced, not counted as a replay.
+      this.#run('DELETE FROM nonces WHERE key_id = ? AND nonce = ? AND expires_at <= ?', keyId, nonce, now);
+      return (
+        this.#run('INSERT INTO nonces (key_id, nonce, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', keyId, nonce, expiresAt) > 0
+      );
+    });
+  }
+
+  purgeExpired(now: number): Promise<void> {
+    return this.#write(() => {
+      this.#run('DELETE FROM nonces WHERE expires_at <= ?', now);
+      this.#run('DELETE FROM client_tokens WHERE expires_at <= ?', now);
+    });
+  }
+
+  createAccessToken(token: AccessTokenRecord, idem?: IdempotencyKey): Promise<CreateTokenOutcome> {
+    return this.#write((): CreateTokenOutcome => {
+      if (idem) {
+        const prior = this.#get(
+          'SELECT fingerprint, access_token_id FROM client_tokens WHERE owner_key_id = ? AND client_token = ? AND expires_at > ?',
+          idem.ownerKeyId,
+          idem.clientToken,
+          token.createdAt,
+        );
+        if (prior) {
+          return prior.fingerprint === idem.fingerprint
+            ? { outcome: 'replayed', tokenId: String(prior.access_token_id) }
+            : { outcome: 'mismatch' };
+        }
+        this.#run(
+          `INSERT INTO client_tokens (owner_key_id, client_token, fingerprint, access_token_id, expires_at) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (owner_key_id, client_token) DO UPDATE SET fingerprint = excluded.fingerprint,
+           access_token_id = excluded.access_token_id, expires_at = excluded.expires_at`,
+          idem.ownerKeyId,
+          idem.clientToken,
+          idem.fingerprint,
+          token.id,
+          idem.expiresAt,
+        );
+      }
+      this.#run(INSERT_ACCESS_TOKEN, ...accessTokenToRow(token));
+      return { outcome: 'created', token };
+    });
+  }
+
+  async getAccessToken(id: string): Promise<AccessTokenRecord | undefined> {
+    const row = this.#get('SELECT * FROM access_tokens WHERE id = ?', id);
+    return row && accessTokenFromRow(row);
+  }
+
+  async listAccessTokens(q: TokenQuery): Promise<{ total: number; items: AccessTokenRecord[] }> {
+    const where = tokenWhere(q);
+    const total = Number(this.#get(`SELECT COUNT(*) AS n FROM access_tokens ${where.sql}`, ...where.params)!.n);
+    const items = this.#all(
+      `SELECT * FROM access_tokens ${where.sql} ORDER BY seq DESC LIMIT ? OFFSET ?`,
+      ...where.params,
+      q.limit,
+      q.offset,
+    ).map(accessTokenFromRow);
+    return { total, items };
+  }
+
+  disableAccessToken(id: string): Promise<boolean> {
+    return this.#write(() => this.#run('UPDATE access_tokens SET disabled = 1 WHERE id = ?', id) > 0);
+  }
+
+  deleteAccessToken(id: string): Promise<boolean> {
+    return this.#write(() => {
+      this.#run('DELETE FROM token_uses WHERE access_token_id = ?', id);
+      return this.#run('DELETE FROM access_tokens WHERE id = ?', id) > 0;
+    });
+  }
+
+  importSource(req: ImportRequest): Promise<ImportOutcome> {
+    // Runs inside the group-commit transaction, which holds SQLite's write lock:
+    // no other writer, in this process or another, interleaves.
+    return this.#write((): ImportOutcome => {
+      const row = this.#get('SELECT * FROM access_tokens WHERE id = ?', req.tokenId);
+      if (!row) return { outcome: 'refused', reason: 'token-gone' };
+      const refusal = req.refusal(accessTokenFromRow(row));
+      if (refusal) return { outcome: 'refused', reason: refusal };
+      const used = this.#get('SELECT 1 AS used FROM token_uses WHERE access_token_id = ? AND machine_id = ?', req.tokenId, req.machineId);
+      if (!used) {
+        const slot = this.#run(
+          'UPDATE access_tokens SET registered_count = registered_count + 1 WHERE id = ? AND registered_count < count',
+          req.tokenId,
+        );
+        if (slot === 0) return { outcome: 'refused', reason: 'count' };
+        this.#run('INSERT INTO token_uses (access_token_id, machine_id, used_at) VALUES (?, ?, ?)', req.tokenId, req.machineId, req.now);
+      }
+      const existing = this.#get('SELECT id, key_id FROM sources WHERE machine_id = ?', req.machineId);
+      if (existing) {
+        const keyId = String(existing.key_id);
+        this.#run(
+          UPDATE_SOURCE_ON_IMPORT,
+          req.sealKey(keyId),
+          req.tokenId,
+          ...sourceFieldValues(req.fields),
+          req.now,
+          req.clientIp,
+          req.now,
+          existing.id,
+        );
+        return { outcome: 'imported', sourceId: String(existing.id), keyId, usedSlot: !used, created: false };
+      }
+      this.#run(
+        INSERT_SOURCE,
+        req.newSourceId,
+        req.newKeyId,
+        req.sealKey(req.newKeyId),
+        req.tokenId,
+        req.machineId,
+        ...sourceFieldValues(req.fields),
+        req.now,
+        req.now,
+        req.now,
+        req.clientIp,
+        req.clientIp,
+        req.now,
+      );
+      return { outcome: 'imported', sourceId: req.newSourceId, keyId: req.newKeyId, usedSlot: !used, created: true };
+    });
+  }
+
+  async getSource(id: string): Promise<SourceRecord | undefined> {
+    const row = this.#get('SELECT * FROM sources WHERE id = ?', id);
+    return row && sourceFromRow(row);
+  }
+
+  async getSourceByKeyId(keyId: string): Promise<SourceRecord | undefined> {
+    const row = this.#get('SELECT * FROM sources WHERE key_id = ?', keyId);
+    return row && sourceFromRow(row);
+  }
+
+  recordHeartbeat(sourceId: string, now: number, systemInfo?: string, statusInfo?: string): Promise<boolean> {
+    return this.#write(
+      () =>
+        this.#run(
+          `UPDATE sources SET last_heartbeat_at = ?, system_info = COALESCE(?, system_info),
+           status_info = COALESCE(?, status_info) WHERE id = ?`,
+          now,
+          systemInfo ?? null,
+          statusInfo ?? null,
+          sourceId,
+        ) > 0,
+    );
+  }
+
+  async describeSources(q: SourceQuery): Promise<{ total: number; items: SourceRecord[] }> {
+    const where = sourceWhere(q);
+    const total = Number(this.#get(`SELECT COUNT(*) AS n FROM sources ${where.sql}`, ...where.params)!.n);
+    const items = this.#all(`SELECT * FROM sources ${where.sql} ORDER BY seq DESC LIMIT ? OFFSET ?`, ...where.params, q.limit, q.offset).map(
+      sourceFromRow,
+    );
+    return { total, items };
+  }
+
+  modifySource(id: string, patch: { name?: string; description?: string }): Promise<boolean> {
+    return this.#write(
+      () =>
+        this.#run(
+          'UPDATE sources SET name = COALESCE(?, name), description = COALESCE(?, description) WHERE id = ?',
+          patch.name ?? null,
+          patch.description ?? null,
+          id,
+        ) > 0,
+    );
+  }
+
+  deleteSource(id: string): Promise<boolean> {
+    return this.#write(() => this.#run('DELETE FROM sources WHERE id = ?', id) > 0);
+  }
+
+  resealSecrets(reseal: (sealed: string, recordId: string) => string): Promise<number> {
+    return this.#write(() => {
+      let n = 0;
+      for (const r of this.#all('SELECT id, secret_sealed FROM access_keys')) {
+        n += this.#run('UPDATE access_keys SET secret_sealed = ? WHERE id = ?', reseal(String(r.secret_sealed), String(r.id)), r.id);
+      }
+      for (const r of this.#all('SELECT id, code_sealed FROM access_tokens')) {
+        n += this.#run('UPDATE access_tokens SET code_sealed = ? WHERE id = ?', reseal(String(r.code_sealed), String(r.id)), r.id);
+      }
+      for (const r of this.#all('SELECT id, key_id, key_sealed FROM sources')) {
+        n += this.#run('UPDATE sources SET key_sealed = ? WHERE id = ?', reseal(String(r.key_sealed), String(r.key_id)), r.id);
+      }
+      return n;
+    });
+  }
+}

@@ -1,0 +1,189 @@
+/**
+ * The one storage interface. sqlite/ and postgres/ implement it with hand-written
+ * SQL; the same test suite (test/store/*) proves they behave alike.
+ * All times are milliseconds since the epoch. Secrets arrive already sealed.
+ */
+
+export interface AccessKeyRecord {
+  id: string;
+  secretSealed: string;
+  description: string;
+  /** Actions this key may call; `*` means every operator action. */
+  allowedActions: string[];
+  isRoot: boolean;
+  enabled: boolean;
+  createdAt: number;
+}
+
+export interface AccessTokenRecord {
+  id: string;
+  codeSealed: string;
+  name: string;
+  description: string;
+  count: number;
+  registeredCount: number;
+  timeToLiveInDays: number;
+  createdAt: number;
+  expiresAt: number;
+  disabled: boolean;
+  ipAddressRange: string;
+  createdBy: string;
+}
+
+export interface DataDisk {
+  index: number;
+  path: string;
+  size: number;
+}
+
+export interface SourceRecord {
+  id: string;
+  keyId: string;
+  keySealed: string;
+  accessTokenId: string;
+  machineId: string;
+  name: string;
+  description: string;
+  hostname: string;
+  platform: string;
+  architecture: string;
+  kernelLevel: number | null;
+  agentVersion: string;
+  systemDiskSize: number | null;
+  dataDisks: DataDisk[];
+  /** JSON object text. */
+  systemInfo: string;
+  statusInfo: string;
+  createdAt: number;
+  firstImportAt: number;
+  lastImportAt: number;
+  firstClientIp: string;
+  lastClientIp: string;
+  lastHeartbeatAt: number;
+}
+
+export type TokenStatus = 'activated' | 'unactivated' | 'expired';
+
+export interface Page {
+  offset: number;
+  limit: number;
+}
+
+export interface TokenQuery extends Page {
+  ids?: string[];
+  name?: string;
+  status?: TokenStatus;
+  now: number;
+}
+
+export interface SourceQuery extends Page {
+  ids?: string[];
+  name?: string;
+  accessTokenId?: string;
+  /** Available: last heartbeat at or after `onlineSince`; Unavailable: before it. */
+  state?: 'Available' | 'Unavailable';
+  onlineSince: number;
+}
+
+export interface IdempotencyKey {
+  ownerKeyId: string;
+  clientToken: string;
+  /** Hash of the request's other parameters. */
+  fingerprint: string;
+  expiresAt: number;
+}
+
+export type CreateTokenOutcome =
+  | { outcome: 'created'; token: AccessTokenRecord }
+  | { outcome: 'replayed'; tokenId: string }
+  | { outcome: 'mismatch' };
+
+/** The fields an import writes onto its source. */
+export type SourceFields = Pick<
+  SourceRecord,
+  | 'name'
+  | 'description'
+  | 'hostname'
+  | 'platform'
+  | 'architecture'
+  | 'kernelLevel'
+  | 'agentVersion'
+  | 'systemDiskSize'
+  | 'dataDisks'
+  | 'systemInfo'
+>;
+
+export type ImportRefusal = 'disabled' | 'expired' | 'address' | 'count' | 'token-gone';
+
+export interface ImportRequest {
+  tokenId: string;
+  machineId: string;
+  now: number;
+  clientIp: string;
+  /** Pure domain check run on the locked token row (disabled, expired, address). */
+  refusal: (token: AccessTokenRecord) => ImportRefusal | null;
+  fields: SourceFields;
+  /** Ids to use when the machine has no source yet. */
+  newSourceId: string;
+  newKeyId: string;
+  /** Seals the new source key secret for the key id the source ends up with. */
+  sealKey: (keyId: string) => string;
+}
+
+export type ImportOutcome =
+  | { outcome: 'refused'; reason: ImportRefusal }
+  | { outcome: 'imported'; sourceId: string; keyId: string; usedSlot: boolean; created: boolean };
+
+export interface Store {
+  readonly kind: 'sqlite' | 'postgres';
+  /** Where the data lives, for logs: never a password. */
+  readonly description: string;
+  close(): Promise<void>;
+  /** Told the size of each group commit, for /metrics. */
+  onBatch?: (size: number) => void;
+  /** Resolves when the store answers; used by /readyz. */
+  ping(): Promise<void>;
+
+  getMeta(key: string): Promise<string | undefined>;
+  /** Stores `value` unless the key exists; returns what is stored now. */
+  putMetaIfAbsent(key: string, value: string): Promise<string>;
+
+  /** False when the id exists, or when `key` is a root key and a root key exists. */
+  insertAccessKey(key: AccessKeyRecord): Promise<boolean>;
+  getRootAccessKey(): Promise<AccessKeyRecord | undefined>;
+  getAccessKey(id: string): Promise<AccessKeyRecord | undefined>;
+  listAccessKeys(): Promise<AccessKeyRecord[]>;
+  setAccessKeyEnabled(id: string, enabled: boolean): Promise<boolean>;
+  deleteAccessKey(id: string): Promise<boolean>;
+
+  /** Records a nonce; false when this key id used it before and it has not expired. */
+  useNonce(keyId: string, nonce: string, now: number, expiresAt: number): Promise<boolean>;
+  /** Forgets expired nonces and idempotency keys. */
+  purgeExpired(now: number): Promise<void>;
+
+  createAccessToken(token: AccessTokenRecord, idempotency?: IdempotencyKey): Promise<CreateTokenOutcome>;
+  getAccessToken(id: string): Promise<AccessTokenRecord | undefined>;
+  listAccessTokens(query: TokenQuery): Promise<{ total: number; items: AccessTokenRecord[] }>;
+  disableAccessToken(id: string): Promise<boolean>;
+  deleteAccessToken(id: string): Promise<boolean>;
+
+  /** Atomically: check the code, use one slot for a new machine, create or update the source. */
+  importSource(request: ImportRequest): Promise<ImportOutcome>;
+  getSource(id: string): Promise<SourceRecord | undefined>;
+  getSourceByKeyId(keyId: string): Promise<SourceRecord | undefined>;
+  recordHeartbeat(sourceId: string, now: number, systemInfo?: string, statusInfo?: string): Promise<boolean>;
+  describeSources(query: SourceQuery): Promise<{ total: number; items: SourceRecord[] }>;
+  modifySource(id: string, patch: { name?: string; description?: string }): Promise<boolean>;
+  deleteSource(id: string): Promise<boolean>;
+
+  /** Re-seals every stored secret (master key rotation); returns how many were rewritten. */
+  resealSecrets(reseal: (sealed: string, recordId: string) => string): Promise<number>;
+}
+
+/** Thrown by a store when the database cannot be reached; the API answers 503. */
+export class StoreUnavailableError extends Error {
+  constructor(cause: unknown) {
+    super('the store is unreachable', { cause });
+    this.name = 'StoreUnavailableError';
+  }
+}
