@@ -12,6 +12,7 @@ import { createMetrics } from './metrics.ts';
 import { parseTrustedProxies } from './rpc/client-address.ts';
 import { type ApiError, errors } from './rpc/errors.ts';
 import { DEFAULT_LIMITS, type RpcLimits, createRpcHandler } from './rpc/handle-request.ts';
+import { HOST_ID } from './rpc/serialize.ts';
 import { FailureThrottle } from './rpc/throttle.ts';
 import type { Store } from './store/store.ts';
 
@@ -49,7 +50,7 @@ function rawError(socket: Socket, error: ApiError): void {
     socket.destroy();
     return;
   }
-  const body = JSON.stringify({ RequestId: newRequestId(), HostId: 'smcd', Code: error.code, Message: error.message, Recommend: error.recommend });
+  const body = JSON.stringify({ RequestId: newRequestId(), HostId: HOST_ID, Code: error.code, Message: error.message, Recommend: error.recommend });
   socket.end(
     `HTTP/1.1 ${error.status} ${error.code}\r\ncontent-type: application/json;charset=utf-8\r\n` +
       `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
@@ -133,7 +134,7 @@ export class SmcdServer {
         return void res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
       }
     }
-    const body = JSON.stringify({ RequestId: newRequestId(), HostId: 'smcd', Code: 'NotFound', Message: 'The specified path does not exist. The API is served at /.', Recommend: '' });
+    const body = JSON.stringify({ RequestId: newRequestId(), HostId: HOST_ID, Code: 'NotFound', Message: 'The specified path does not exist. The API is served at /.', Recommend: '' });
     res.writeHead(404, { 'content-type': 'application/json;charset=utf-8' }).end(body);
   }
 

@@ -1,6 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BlockList } from 'node:net';
-import { hostname } from 'node:os';
 import { ACTIONS_BY_NAME } from '../actions/index.ts';
 import type { ActionContext, Services } from '../actions/types.ts';
 import { newRequestId } from '../crypto/ids.ts';
@@ -11,7 +10,7 @@ import { AUTH_FAILURE_CODES, ApiError, errors } from './errors.ts';
 import { validateParams } from './params.ts';
 import { mergeParams, parseForm } from './parse-params.ts';
 import { readBody } from './read-body.ts';
-import { CONTENT_TYPES, type Format, serialize } from './serialize.ts';
+import { CONTENT_TYPES, type Format, HOST_ID, serialize } from './serialize.ts';
 import { checkTimestamp, readSignature } from './signature.ts';
 import type { FailureThrottle } from './throttle.ts';
 
@@ -32,8 +31,6 @@ export const DEFAULT_LIMITS: RpcLimits = {
   timestampWindowMs: 15 * 60_000,
   nonceTtlMs: 30 * 60_000,
 };
-
-const HOST_ID = hostname();
 
 function header(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];

@@ -32,13 +32,20 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       cleanup();
       reject(err);
     };
+    // The client went away (or a timeout destroyed the socket) before the body ended.
+    const onClose = () => {
+      cleanup();
+      reject(errors.requestTimeout());
+    };
     const cleanup = () => {
       req.off('data', onData);
       req.off('end', onEnd);
       req.off('error', onError);
+      req.off('close', onClose);
     };
     req.on('data', onData);
     req.on('end', onEnd);
     req.on('error', onError);
+    req.on('close', onClose);
   });
 }

@@ -1,3 +1,5 @@
+import { hostname } from 'node:os';
+
 export type Format = 'JSON' | 'XML';
 
 export const CONTENT_TYPES: Record<Format, string> = {
@@ -35,3 +37,6 @@ export function toXml(root: string, body: Record<string, unknown>): string {
 export function serialize(format: Format, root: string, body: Record<string, unknown>): string {
   return format === 'XML' ? toXml(root, body) : JSON.stringify(body);
 }
+
+/** Sent as HostId in every error body. */
+export const HOST_ID = hostname();
