@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { safeEqual } from './crypto/compare.ts';
 import { newAccessKeyId, newAccessKeySecret } from './crypto/ids.ts';
-import { loadMasterKey } from './crypto/master-key.ts';
+import { loadKeyring } from './crypto/master-key.ts';
 import { SecretBox } from './crypto/secret-box.ts';
 import { openStore } from './store/open-store.ts';
 import type { Store } from './store/store.ts';
@@ -25,18 +25,23 @@ export interface OpenedData {
  * written under another master key: every secret in it would fail to decrypt.
  */
 export async function openData(dataDir: string, databaseUrl: string, env = process.env, storeOptions = {}): Promise<OpenedData> {
-  const master = loadMasterKey(dataDir, env);
-  const box = new SecretBox(master.key);
+  const ring = loadKeyring(dataDir, env);
+  const box = new SecretBox(ring.primary, ring.others);
+  box.refresh = () => {
+    const fresh = loadKeyring(dataDir, env);
+    box.setKeys(fresh.primary, fresh.others);
+  };
   const store = await openStore(databaseUrl, storeOptions);
   const stored = await store.putMetaIfAbsent(MASTER_KEY_CHECK, box.fingerprint);
-  if (stored !== box.fingerprint) {
+  // During a rotation the database may name the next or the previous key of the ring.
+  if (!box.fingerprints.includes(stored)) {
     await store.close();
     throw new StartupError(
-      `The master key from ${master.origin} is not the one this database was written with. ` +
+      `The master key from ${ring.origin} is not the one this database was written with. ` +
         'Start with the original key (SMCD_MASTER_KEY or <data-dir>/master.key); every node of one database needs the same key.',
     );
   }
-  return { store, box, masterKeyOrigin: master.origin };
+  return { store, box, masterKeyOrigin: ring.origin };
 }
 
 export interface RootCredentials {

@@ -7,8 +7,8 @@ import { REQUEST_ID } from './helpers/sign.ts';
 import { type TestServer, startTestServer } from './helpers/server.ts';
 
 // Both packages are CommonJS; under ESM their default export is nested once more.
-const OpenApiClient = ((OpenApi as any).default ?? OpenApi) as typeof OpenApi;
-const PopCore = ((RPCClient as any).default ?? RPCClient) as typeof RPCClient;
+const OpenApiClient: any = (OpenApi as any).default ?? OpenApi;
+const PopCore: any = (RPCClient as any).default ?? RPCClient;
 
 function openApiClient(s: TestServer, signatureAlgorithm?: string) {
   const config = new $OpenApi.Config({
@@ -35,7 +35,7 @@ function rpcParams(action: string) {
   });
 }
 
-async function callOpenApi(client: OpenApi, action: string, query: Record<string, string>) {
+async function callOpenApi(client: any, action: string, query: Record<string, string>) {
   const request = new $OpenApi.OpenApiRequest({ query });
   const runtime = new $Util.RuntimeOptions({});
   return (await client.callApi(rpcParams(action), request, runtime)) as { statusCode: number; body: any };

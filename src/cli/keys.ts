@@ -1,5 +1,7 @@
 import { OPERATOR_ACTIONS } from '../actions/index.ts';
-import { openData } from '../bootstrap.ts';
+import { existsSync, renameSync } from 'node:fs';
+import { MASTER_KEY_CHECK, StartupError, openData } from '../bootstrap.ts';
+import { loadKeyring, masterKeyPath, newMasterKeyText, writeKeyFile } from '../crypto/master-key.ts';
 import { newAccessKeyId, newAccessKeySecret } from '../crypto/ids.ts';
 import { formatTime, systemClock } from '../domain/time.ts';
 import { type Command, EXIT, UsageError } from './command.ts';
@@ -11,8 +13,8 @@ import { dataOptions, databaseUrl } from './data-options.ts';
  */
 export const keysCommand: Command = {
   name: 'keys',
-  summary: 'Manage access keys on the local store: create, list, enable, disable, delete.',
-  usage: 'smcd keys create [--actions A,B|*] [--description D] | list | enable ID | disable ID | delete ID',
+  summary: 'Manage access keys on the local store (create, list, enable, disable, delete) and rotate the master key.',
+  usage: 'smcd keys create [--actions A,B|*] [--description D] | list | enable ID | disable ID | delete ID | rotate-master | reseal',
   example: 'smcd keys create --actions CreateAccessToken,ListAccessTokens --description "ci pipeline"',
   options: {
     ...dataOptions,
@@ -22,7 +24,9 @@ export const keysCommand: Command = {
   },
   async run(values, positionals) {
     const [sub, id] = positionals;
-    if (!sub || !['create', 'list', 'enable', 'disable', 'delete'].includes(sub)) throw new UsageError('expected create, list, enable, disable or delete');
+    if (!sub || !['create', 'list', 'enable', 'disable', 'delete', 'rotate-master', 'reseal'].includes(sub))
+      throw new UsageError('expected create, list, enable, disable, delete, rotate-master or reseal');
+    if (sub === 'rotate-master') return rotateMaster(String(values['data-dir']), databaseUrl(values));
     if (['enable', 'disable', 'delete'].includes(sub) && !id) throw new UsageError(`keys ${sub} needs a key id`);
     const actions = String(values.actions)
       .split(',')
@@ -52,6 +56,13 @@ export const keysCommand: Command = {
               `AccessKeyId:     ${keyId}\nAccessKeySecret: ${secret}\nActions:         ${actions.join(',')}\n` +
                 'The secret is shown only now: store it safely.\n',
             );
+          return EXIT.ok;
+        }
+        case 'reseal': {
+          // Re-seals whatever is still under a non-primary key (after every node reloaded the ring).
+          const n = await store.resealSecrets((sealed, recordId) => box.reseal(sealed, recordId));
+          await store.setMeta(MASTER_KEY_CHECK, box.fingerprint);
+          process.stdout.write(`re-sealed ${n} secrets under the current master key\n`);
           return EXIT.ok;
         }
         case 'list': {
@@ -89,3 +100,46 @@ export const keysCommand: Command = {
     }
   },
 };
+
+/**
+ * Master key rotation without downtime for readers (SECURITY.md):
+ * 1. the next key exists (SMCD_MASTER_KEY_NEXT, or <data-dir>/master.key.next, generated here);
+ * 2. every stored secret is re-sealed under it in one transaction, and the database's key
+ *    fingerprint moves to it;
+ * 3. with key files, master.key becomes master.key.previous and master.key.next becomes
+ *    master.key. Running servers meet a value under a key id they do not hold, reload the
+ *    ring from the files and go on; with environment keys, the operator swaps the variables
+ *    (SMCD_MASTER_KEY=<next>, SMCD_MASTER_KEY_PREVIOUS=<old>) with a rolling restart.
+ */
+async function rotateMaster(dataDir: string, url: string): Promise<number> {
+  const fromEnv = Boolean(process.env.SMCD_MASTER_KEY);
+  if (fromEnv && !process.env.SMCD_MASTER_KEY_NEXT)
+    throw new StartupError('With SMCD_MASTER_KEY set, put the new key in SMCD_MASTER_KEY_NEXT (on every node first), then run rotate-master.');
+  const nextPath = masterKeyPath(dataDir, 'next');
+  if (!fromEnv && !existsSync(nextPath)) writeKeyFile(nextPath, newMasterKeyText());
+  const { store, box } = await openData(dataDir, url);
+  try {
+    // The ring's first other key is the next one: make it the primary, keeping the current key to open what is sealed under it.
+    const ring = loadKeyring(dataDir);
+    box.setKeys(ring.others[0], [ring.primary, ...ring.others.slice(1)]);
+    const n = await store.resealSecrets((sealed, recordId) => box.reseal(sealed, recordId));
+    await store.setMeta(MASTER_KEY_CHECK, box.fingerprint);
+    if (!fromEnv) {
+      renameSync(masterKeyPath(dataDir), masterKeyPath(dataDir, 'previous'));
+      renameSync(nextPath, masterKeyPath(dataDir));
+      process.stdout.write(
+        `re-sealed ${n} secrets under the new master key (${masterKeyPath(dataDir)}); the old key is kept in ` +
+          `${masterKeyPath(dataDir, 'previous')}.\nRunning servers pick the new key up by themselves. After a minute, run ` +
+          '"smcd keys reseal", then delete master.key.previous.\n',
+      );
+    } else {
+      process.stdout.write(
+        `re-sealed ${n} secrets under SMCD_MASTER_KEY_NEXT.\nOn every node, set SMCD_MASTER_KEY to the new key and ` +
+          'SMCD_MASTER_KEY_PREVIOUS to the old one (rolling restart), run "smcd keys reseal", then drop SMCD_MASTER_KEY_PREVIOUS.\n',
+      );
+    }
+    return EXIT.ok;
+  } finally {
+    await store.close();
+  }
+}

@@ -145,6 +145,7 @@ export interface Store {
   ping(): Promise<void>;
 
   getMeta(key: string): Promise<string | undefined>;
+  setMeta(key: string, value: string): Promise<void>;
   /** Stores `value` unless the key exists; returns what is stored now. */
   putMetaIfAbsent(key: string, value: string): Promise<string>;
 

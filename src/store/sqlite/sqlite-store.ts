@@ -150,6 +150,12 @@ export class SqliteStore implements Store {
     return row ? String(row.value) : undefined;
   }
 
+  setMeta(key: string, value: string): Promise<void> {
+    return this.#write(() => {
+      this.#run('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value', key, value);
+    });
+  }
+
   putMetaIfAbsent(key: string, value: string): Promise<string> {
     return this.#write(() => {
       this.#run('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING', key, value);
