@@ -7,42 +7,55 @@ export interface RawResponse {
   json: any;
 }
 
+function parse(buf: Buffer): RawResponse | undefined {
+  const end = buf.indexOf('\r\n\r\n');
+  if (end === -1) return undefined;
+  const lines = buf.subarray(0, end).toString('latin1').split('\r\n');
+  const headers: Record<string, string> = {};
+  for (const l of lines.slice(1)) {
+    const i = l.indexOf(':');
+    if (i > 0) headers[l.slice(0, i).toLowerCase()] = l.slice(i + 1).trim();
+  }
+  const length = Number(headers['content-length'] ?? Number.NaN);
+  const bodyBytes = buf.subarray(end + 4);
+  if (Number.isFinite(length) && bodyBytes.length < length) return undefined;
+  const body = bodyBytes.subarray(0, Number.isFinite(length) ? length : undefined).toString('utf8');
+  let json: any;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    json = undefined;
+  }
+  return { status: Number(lines[0].split(' ')[1]), headers, body, json };
+}
+
 /**
- * Sends bytes exactly as given over a TCP connection and reads one response.
- * For requests fetch() would refuse or normalise: invalid bytes, lying sizes, garbage.
+ * Sends bytes exactly as given over a TCP connection and reads one response
+ * (by Content-Length, or until the server closes). For requests fetch() would
+ * refuse or normalise: invalid bytes, lying sizes, garbage. The client side is
+ * not half-closed: Node's server drops a request whose client sent FIN.
  */
-export function rawHttp(port: number, request: Buffer | string, opts: { endAfterWrite?: boolean; timeoutMs?: number } = {}): Promise<RawResponse> {
+export function rawHttp(port: number, request: Buffer | string, opts: { timeoutMs?: number } = {}): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     const socket = connect(port, '127.0.0.1');
-    const chunks: Buffer[] = [];
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error('no response'));
-    }, opts.timeoutMs ?? 10_000);
-    socket.on('data', (c) => chunks.push(c));
-    socket.on('error', () => {});
-    socket.on('close', () => {
+    let buf = Buffer.alloc(0);
+    let done = false;
+    const finish = (r: RawResponse | undefined) => {
+      if (done) return;
+      done = true;
       clearTimeout(timer);
-      const text = Buffer.concat(chunks).toString('utf8');
-      const [head, ...rest] = text.split('\r\n\r\n');
-      const lines = head.split('\r\n');
-      const status = Number(lines[0].split(' ')[1]);
-      const headers: Record<string, string> = {};
-      for (const l of lines.slice(1)) {
-        const i = l.indexOf(':');
-        if (i > 0) headers[l.slice(0, i).toLowerCase()] = l.slice(i + 1).trim();
-      }
-      const body = rest.join('\r\n\r\n');
-      let json: any;
-      try {
-        json = JSON.parse(body);
-      } catch {
-        json = undefined;
-      }
-      resolve({ status, headers, body, json });
+      socket.destroy();
+      if (r) resolve(r);
+      else reject(new Error(`no complete response: ${JSON.stringify(buf.toString('latin1').slice(0, 200))}`));
+    };
+    const timer = setTimeout(() => finish(undefined), opts.timeoutMs ?? 15_000);
+    socket.on('data', (c) => {
+      buf = Buffer.concat([buf, c]);
+      const r = parse(buf);
+      if (r && r.headers['content-length'] !== undefined) finish(r);
     });
-    socket.write(request, () => {
-      if (opts.endAfterWrite !== false) socket.end();
-    });
+    socket.on('error', () => {});
+    socket.on('close', () => finish(parse(buf) ?? (buf.length ? { status: Number.NaN, headers: {}, body: buf.toString('utf8'), json: undefined } : undefined)));
+    socket.write(request);
   });
 }
