@@ -1,0 +1,70 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { callV1 } from './helpers/sign.ts';
+import { type TestServer, startTestServer } from './helpers/server.ts';
+
+/** Parses Prometheus text exposition into `name{labels}` -> value. */
+function parsePrometheus(text: string): Map<string, number> {
+  const samples = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (-?[0-9.e+-]+|NaN|\+Inf|-Inf)$/.exec(line);
+    assert.ok(m, `not a Prometheus sample line: ${line}`);
+    samples.set(m[1], Number(m[2]));
+  }
+  return samples;
+}
+
+describe('/metrics, /healthz and /readyz', () => {
+  let s: TestServer;
+  before(async () => {
+    s = await startTestServer();
+  });
+  after(() => s.close());
+
+  it('/healthz and /readyz answer 200 while the store is reachable', async () => {
+    assert.equal((await fetch(`${s.url}/healthz`)).status, 200);
+    const ready = await fetch(`${s.url}/readyz`);
+    assert.equal(ready.status, 200);
+    assert.equal(await ready.text(), 'ready\n');
+  });
+
+  it('/metrics counts requests by Action and Code, creations, imports, refusals, latency and batch sizes', async () => {
+    for (let i = 0; i < 3; i++) assert.equal((await callV1(s.url, s.root, 'CreateAccessToken', { Count: '1' })).status, 200);
+    const created = await callV1(s.url, s.root, 'CreateAccessToken', { Count: '1' });
+    const code = { id: created.body.AccessTokenId, secret: created.body.AccessTokenCode };
+    assert.equal((await callV1(s.url, code, 'ImportSourceServer', { MachineId: 'a' })).status, 200);
+    assert.equal((await callV1(s.url, code, 'ImportSourceServer', { MachineId: 'b' })).body.Code, 'AccessToken.CountExceeded');
+    assert.equal((await callV1(s.url, s.root, 'CreateAccessToken', { Count: '0' })).status, 400);
+
+    const res = await fetch(`${s.url}/metrics`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /^text\/plain/);
+    const m = parsePrometheus(await res.text());
+    assert.equal(m.get('smcd_requests_total{action="CreateAccessToken",code="OK"}'), 4);
+    assert.equal(m.get('smcd_requests_total{action="CreateAccessToken",code="InvalidParameter.Count"}'), 1);
+    assert.equal(m.get('smcd_requests_total{action="ImportSourceServer",code="AccessToken.CountExceeded"}'), 1);
+    assert.equal(m.get('smcd_access_tokens_created_total'), 4);
+    assert.equal(m.get('smcd_imports_total{slot="used"}'), 1);
+    assert.equal(m.get('smcd_import_refusals_total{reason="count"}'), 1);
+    assert.equal(m.get('smcd_request_duration_seconds_count{action="CreateAccessToken"}'), 5);
+    assert.ok((m.get('smcd_group_commit_batch_size_count') ?? 0) >= 5);
+    assert.ok((m.get('smcd_process_resident_memory_bytes') ?? 0) > 0);
+  });
+
+  it('every request is logged as structured JSON with RequestId, Action, Code, latency, address and key id, and audit lines for changes', async () => {
+    const r = await callV1(s.url, s.root, 'CreateAccessToken', { Name: 'logged' });
+    const line = s.logs.map((l) => JSON.parse(l)).find((l) => l.requestId === r.body.RequestId && l.msg === 'request');
+    assert.ok(line);
+    assert.equal(line.action, 'CreateAccessToken');
+    assert.equal(line.status, 200);
+    assert.equal(line.clientIp, '127.0.0.1');
+    assert.equal(line.keyId, s.root.id);
+    assert.equal(typeof line.ms, 'number');
+    const audit = s.logs.map((l) => JSON.parse(l)).find((l) => l.requestId === r.body.RequestId && l.audit === 'CreateAccessToken');
+    assert.equal(audit.accessTokenId, r.body.AccessTokenId);
+    const refused = await callV1(s.url, s.root, 'CreateAccessToken', { Count: 'x' });
+    const errLine = s.logs.map((l) => JSON.parse(l)).find((l) => l.requestId === refused.body.RequestId);
+    assert.equal(errLine.code, 'InvalidParameter.Count');
+  });
+});
