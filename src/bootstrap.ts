@@ -73,7 +73,8 @@ export async function ensureRootKey(data: OpenedData, dataDir: string, now: numb
     if (envId) {
       if (existing.id !== envId || !safeEqual(box.open(existing.secretSealed, existing.id), envSecret!))
         throw new StartupError(
-          `This database already has the root key ${existing.id}; SMCD_ROOT_ACCESS_KEY_ID/SECRET do not match it.`,
+          `This database already has the root key ${existing.id}; SMCD_ROOT_ACCESS_KEY_ID/SECRET do not match it. ` +
+            'To change the root secret, run "smcd keys rotate-root" with the new SMCD_ROOT_ACCESS_KEY_SECRET.',
         );
       return 'SMCD_ROOT_ACCESS_KEY_ID';
     }

@@ -1,6 +1,7 @@
 import { OPERATOR_ACTIONS } from '../actions/index.ts';
 import { existsSync, renameSync } from 'node:fs';
-import { MASTER_KEY_CHECK, StartupError, openData } from '../bootstrap.ts';
+import { MASTER_KEY_CHECK, StartupError, openData, rootCredentialsPath } from '../bootstrap.ts';
+import { writeFileSync } from 'node:fs';
 import { loadKeyring, masterKeyPath, newMasterKeyText, writeKeyFile } from '../crypto/master-key.ts';
 import { newAccessKeyId, newAccessKeySecret } from '../crypto/ids.ts';
 import { formatTime, systemClock } from '../domain/time.ts';
@@ -14,7 +15,7 @@ import { dataOptions, databaseUrl } from './data-options.ts';
 export const keysCommand: Command = {
   name: 'keys',
   summary: 'Manage access keys on the local store (create, list, enable, disable, delete) and rotate the master key.',
-  usage: 'smcd keys create [--actions A,B|*] [--description D] | list | enable ID | disable ID | delete ID | rotate-master | reseal',
+  usage: 'smcd keys create [--actions A,B|*] [--description D] | list | enable ID | disable ID | delete ID | rotate-root | rotate-master | reseal',
   example: 'smcd keys create --actions CreateAccessToken,ListAccessTokens --description "ci pipeline"',
   options: {
     ...dataOptions,
@@ -24,8 +25,8 @@ export const keysCommand: Command = {
   },
   async run(values, positionals) {
     const [sub, id] = positionals;
-    if (!sub || !['create', 'list', 'enable', 'disable', 'delete', 'rotate-master', 'reseal'].includes(sub))
-      throw new UsageError('expected create, list, enable, disable, delete, rotate-master or reseal');
+    if (!sub || !['create', 'list', 'enable', 'disable', 'delete', 'rotate-root', 'rotate-master', 'reseal'].includes(sub))
+      throw new UsageError('expected create, list, enable, disable, delete, rotate-root, rotate-master or reseal');
     if (sub === 'rotate-master') return rotateMaster(String(values['data-dir']), databaseUrl(values));
     if (['enable', 'disable', 'delete'].includes(sub) && !id) throw new UsageError(`keys ${sub} needs a key id`);
     const actions = String(values.actions)
@@ -56,6 +57,23 @@ export const keysCommand: Command = {
               `AccessKeyId:     ${keyId}\nAccessKeySecret: ${secret}\nActions:         ${actions.join(',')}\n` +
                 'The secret is shown only now: store it safely.\n',
             );
+          return EXIT.ok;
+        }
+        case 'rotate-root': {
+          // Same key id, new secret: effective at once on every node (the row is read per request).
+          const rootKey = await store.getRootAccessKey();
+          if (!rootKey) throw new StartupError('this database has no root key yet: start the server once');
+          const fromEnv = process.env.SMCD_ROOT_ACCESS_KEY_SECRET;
+          if (fromEnv !== undefined && !/^[A-Za-z0-9]{30}$/.test(fromEnv)) throw new StartupError('SMCD_ROOT_ACCESS_KEY_SECRET must be 30 letters or digits.');
+          const secret = fromEnv ?? newAccessKeySecret();
+          await store.setAccessKeySecret(rootKey.id, box.seal(secret, rootKey.id));
+          if (fromEnv) {
+            process.stdout.write(`root key ${rootKey.id} now uses the secret in SMCD_ROOT_ACCESS_KEY_SECRET; give every node the same value.\n`);
+          } else {
+            const path = rootCredentialsPath(String(values['data-dir']));
+            writeFileSync(path, `${JSON.stringify({ AccessKeyId: rootKey.id, AccessKeySecret: secret }, null, 2)}\n`, { mode: 0o600 });
+            process.stdout.write(`root key ${rootKey.id} has a new secret, written to ${path}; the old secret no longer works.\n`);
+          }
           return EXIT.ok;
         }
         case 'reseal': {

@@ -155,6 +155,7 @@ export interface Store {
   getAccessKey(id: string): Promise<AccessKeyRecord | undefined>;
   listAccessKeys(): Promise<AccessKeyRecord[]>;
   setAccessKeyEnabled(id: string, enabled: boolean): Promise<boolean>;
+  setAccessKeySecret(id: string, secretSealed: string): Promise<boolean>;
   deleteAccessKey(id: string): Promise<boolean>;
 
   /** Records a nonce; false when this key id used it before and it has not expired. */

@@ -185,6 +185,10 @@ export class SqliteStore implements Store {
     return this.#write(() => this.#run('UPDATE access_keys SET enabled = ? WHERE id = ?', enabled ? 1 : 0, id) > 0);
   }
 
+  setAccessKeySecret(id: string, secretSealed: string): Promise<boolean> {
+    return this.#write(() => this.#run('UPDATE access_keys SET secret_sealed = ? WHERE id = ?', secretSealed, id) > 0);
+  }
+
   deleteAccessKey(id: string): Promise<boolean> {
     return this.#write(() => this.#run('DELETE FROM access_keys WHERE id = ?', id) > 0);
   }

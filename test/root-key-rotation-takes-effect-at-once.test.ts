@@ -1,0 +1,42 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { statSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { readRootCredentials, rootCredentialsPath } from '../src/bootstrap.ts';
+import { callV1 } from './helpers/sign.ts';
+import { SMCD_BIN } from './helpers/process-server.ts';
+import { type TestServer, startTestServer } from './helpers/server.ts';
+
+describe('smcd keys rotate-root', () => {
+  let s: TestServer;
+  before(async () => {
+    s = await startTestServer();
+  });
+  after(() => s.close());
+
+  it('gives the root key a new secret that works at once, while the old one stops working', async () => {
+    const old = s.root;
+    assert.equal((await callV1(s.url, old, 'ListAccessTokens')).status, 200);
+    const out = execFileSync(process.execPath, [SMCD_BIN, 'keys', 'rotate-root', '--data-dir', s.dir], { encoding: 'utf8' });
+    assert.match(out, /has a new secret/);
+    const c = readRootCredentials(s.dir)!;
+    assert.equal(c.AccessKeyId, old.id);
+    assert.notEqual(c.AccessKeySecret, old.secret);
+    assert.ok(!out.includes(c.AccessKeySecret), 'the new secret is written to the file, not printed');
+    assert.equal(statSync(rootCredentialsPath(s.dir)).mode & 0o777, 0o600);
+    assert.equal((await callV1(s.url, old, 'ListAccessTokens')).body.Code, 'SignatureDoesNotMatch');
+    assert.equal((await callV1(s.url, { id: c.AccessKeyId, secret: c.AccessKeySecret }, 'ListAccessTokens')).status, 200);
+  });
+
+  it('the root key cannot be disabled or deleted', () => {
+    for (const sub of ['disable', 'delete']) {
+      try {
+        execFileSync(process.execPath, [SMCD_BIN, 'keys', sub, s.root.id, '--data-dir', s.dir], { encoding: 'utf8', stdio: 'pipe' });
+        assert.fail('expected a refusal');
+      } catch (err: any) {
+        assert.equal(err.status, 1);
+        assert.match(err.stderr, /root key cannot be disabled or deleted/);
+      }
+    }
+  });
+});
