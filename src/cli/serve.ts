@@ -2,6 +2,7 @@ import pino from 'pino';
 import { StartupError, ensureRootKey, openData } from '../bootstrap.ts';
 import { systemClock } from '../domain/time.ts';
 import { describeDatabaseUrl } from '../store/open-store.ts';
+import { StoreUnavailableError } from '../store/store.ts';
 import { SmcdServer } from '../server.ts';
 import { type Command, EXIT, UsageError, intOption } from './command.ts';
 import { dataOptions, databaseUrl } from './data-options.ts';
@@ -55,6 +56,11 @@ export const serveCommand: Command = {
         `smcd listening on ${address}; store ${describeDatabaseUrl(data.store.description)}; root credentials: ${credentials}; console: ${address}/console/`,
       );
     } catch (err) {
+      if (err instanceof StoreUnavailableError) {
+        const cause = (err.cause as Error | undefined)?.message ?? 'no answer';
+        log.fatal({ store: describeDatabaseUrl(url) }, `smcd cannot start: the store ${describeDatabaseUrl(url)} is unreachable (${cause})`);
+        return EXIT.failed;
+      }
       if (err instanceof StartupError || (err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
         log.fatal({ err: { message: (err as Error).message } }, `smcd cannot start: ${(err as Error).message}`);
         return EXIT.failed;

@@ -26,6 +26,8 @@ export interface TestServerOptions extends Partial<Omit<ServerOptions, 'store' |
   heartbeatRateSeconds?: number;
   env?: NodeJS.ProcessEnv;
   keepDir?: boolean;
+  /** PostgreSQL pool size and per-operation timeout, as `smcd serve --db-pool-size/--db-timeout`. */
+  storeOptions?: { poolSize?: number; timeoutMs?: number };
 }
 
 export const tempDir = (prefix = 'smcd-test-') => mkdtempSync(join(tmpdir(), prefix));
@@ -56,7 +58,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
   const log = pino({ level: 'debug' }, sink);
   const env = opts.env ?? {};
   const clock = opts.clock ?? (() => Date.now());
-  const data = await openData(dir, opts.database ?? `sqlite:${join(dir, 'smcd.db')}`, env);
+  const data = await openData(dir, opts.database ?? `sqlite:${join(dir, 'smcd.db')}`, env, opts.storeOptions);
   await ensureRootKey(data, dir, clock(), env);
   const root = env.SMCD_ROOT_ACCESS_KEY_ID
     ? { id: env.SMCD_ROOT_ACCESS_KEY_ID, secret: env.SMCD_ROOT_ACCESS_KEY_SECRET! }
