@@ -93,12 +93,27 @@ describe('ImportSourceServer: one use per new machine, atomically, refused in th
     assert.equal(second.body.SourceKeyId, first.body.SourceKeyId);
     assert.notEqual(second.body.SourceKeySecret, first.body.SourceKeySecret);
     assert.equal((await token(code.id)).RegisteredCount, '1');
-    assert.equal((await source(first.body.SourceId)).Name, 'h2');
+    // The source's facts follow the machine; its name, once set, stays unless Name is sent.
+    const updated = await source(first.body.SourceId);
+    assert.deepEqual([updated.Hostname, updated.Name], ['h2', 'h1']);
     // The old secret stops working at once.
     const old = await callV1(s.url, { id: first.body.SourceKeyId, secret: first.body.SourceKeySecret }, 'ReportSourceServerHeartbeat', { SourceId: first.body.SourceId }, { timestamp: ts() });
     assert.equal(old.body.Code, 'SignatureDoesNotMatch');
     const fresh = await callV1(s.url, { id: second.body.SourceKeyId, secret: second.body.SourceKeySecret }, 'ReportSourceServerHeartbeat', { SourceId: first.body.SourceId }, { timestamp: ts() });
     assert.equal(fresh.status, 200);
+  });
+
+  it("a re-import without Name keeps the operator's name and description; with Name it sets it", async () => {
+    const code = await newCode();
+    const first = await importWith(code, { MachineId: 'renamed', Hostname: 'h-orig' });
+    assert.equal((await source(first.body.SourceId)).Name, 'h-orig');
+    const mod = await callV1(s.url, s.root, 'ModifySourceServerAttribute', { SourceId: first.body.SourceId, Name: 'db-primary', Description: 'kept' }, { timestamp: ts() });
+    assert.equal(mod.status, 200);
+    await importWith(code, { MachineId: 'renamed', Hostname: 'h-new' });
+    const kept = await source(first.body.SourceId);
+    assert.deepEqual([kept.Name, kept.Description], ['db-primary', 'kept']);
+    await importWith(code, { MachineId: 'renamed', Hostname: 'h-new', Name: 'explicit' });
+    assert.equal((await source(first.body.SourceId)).Name, 'explicit');
   });
 
   it('a re-import after the source was deleted creates it anew and still uses no slot', async () => {

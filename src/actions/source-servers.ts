@@ -54,8 +54,8 @@ export const importSourceServer: ActionDef = {
       clientIp: ctx.clientIp,
       refusal: (token) => importRefusal(token, ctx.now, ctx.clientIp),
       fields: {
-        name: (p.Name as string | undefined) ?? hostname,
-        description: (p.Description as string | undefined) ?? '',
+        name: (p.Name as string | undefined) ?? null,
+        description: (p.Description as string | undefined) ?? null,
         hostname,
         platform: (p.Platform as string | undefined) ?? '',
         architecture: (p.Architecture as string | undefined) ?? '',

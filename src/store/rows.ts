@@ -95,7 +95,8 @@ export const INSERT_SOURCE = `INSERT INTO sources (id, key_id, key_sealed, acces
   first_import_at, last_import_at, first_client_ip, last_client_ip, last_heartbeat_at)
   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, ?, ?)`;
 
-export const UPDATE_SOURCE_ON_IMPORT = `UPDATE sources SET key_sealed = ?, access_token_id = ?, name = ?, description = ?,
+export const UPDATE_SOURCE_ON_IMPORT = `UPDATE sources SET key_sealed = ?, access_token_id = ?, name = COALESCE(?, name),
+  description = COALESCE(?, description),
   hostname = ?, platform = ?, architecture = ?, kernel_level = ?, agent_version = ?, system_disk_size = ?, data_disks = ?,
   system_info = ?, last_import_at = ?, last_client_ip = ?, last_heartbeat_at = ? WHERE id = ?`;
 
@@ -156,11 +157,14 @@ export function sourceWhere(q: SourceQuery): Where {
   return { sql: where.length ? `WHERE ${where.join(' AND ')}` : '', params };
 }
 
-/** The import's column values for a source, in INSERT_SOURCE's order after the ids. */
-export function sourceFieldValues(f: import('./store.ts').SourceFields): unknown[] {
+/**
+ * The import's column values for a source, in INSERT_SOURCE's order after the ids.
+ * A new source's name defaults to its hostname; on update, null keeps the stored value.
+ */
+export function sourceFieldValues(f: import('./store.ts').SourceFields, mode: 'insert' | 'update'): unknown[] {
   return [
-    f.name,
-    f.description,
+    mode === 'insert' ? (f.name ?? f.hostname) : f.name,
+    mode === 'insert' ? (f.description ?? '') : f.description,
     f.hostname,
     f.platform,
     f.architecture,

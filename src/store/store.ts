@@ -98,11 +98,12 @@ export type CreateTokenOutcome =
   | { outcome: 'replayed'; tokenId: string }
   | { outcome: 'mismatch' };
 
-/** The fields an import writes onto its source. */
-export type SourceFields = Pick<
+/**
+ * The fields an import writes onto its source. `name`/`description` null: not given,
+ * so a new source takes the hostname / '' and an existing one keeps what the operator set.
+ */
+export type SourceFields = { name: string | null; description: string | null } & Pick<
   SourceRecord,
-  | 'name'
-  | 'description'
   | 'hostname'
   | 'platform'
   | 'architecture'

@@ -31,24 +31,36 @@ import { SQLITE_MIGRATIONS } from './migrations.ts';
 
 type Row = Record<string, unknown>;
 
-interface PendingWrite {
-  run: () => unknown;
-  resolve: (value: any) => void;
-  reject: (err: unknown) => void;
+/** The group-commit transaction of the current event-loop turn. */
+interface OpenBatch {
+  /** Writes that ran in it. */
+  size: number;
+  committed: Array<() => void>;
+  failed: Array<(err: unknown) => void>;
 }
 
+/** How many distinct statements are kept prepared (the SQL texts are few; IN lists vary). */
+const STATEMENT_CACHE_SIZE = 500;
+
 /**
- * Embedded SQLite (WAL, synchronous=FULL). Writes are group-committed: every
- * write that arrives within one turn of the event loop runs in one transaction,
- * each in its own savepoint, and all are answered after the single fsync of
- * the commit. A resolved write is therefore on disk.
+ * Embedded SQLite (WAL, synchronous=FULL). Writes are group-committed: the first
+ * write of a turn of the event loop opens a transaction (BEGIN IMMEDIATE), every
+ * write of that turn runs in it at once, each in its own savepoint (a failing
+ * write rolls back alone), and the transaction is committed - one fsync - when
+ * the turn ends (setImmediate). A write's promise resolves only after that
+ * commit: a resolved write is on disk.
+ *
+ * Reads on this connection see the open transaction's writes before they are
+ * committed. Whoever answers a client from what it read must therefore wait for
+ * settled() first; src/rpc does, for every response (EarlyNonceStore).
  */
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   readonly description: string;
   readonly #db: Database.Database;
-  #queue: PendingWrite[] = [];
-  #scheduled = false;
+  readonly #statements = new Map<string, Database.Statement>();
+  readonly #tx: Record<'begin' | 'commit' | 'rollback' | 'savepoint' | 'release' | 'rollbackTo', Database.Statement>;
+  #batch?: OpenBatch;
   #closed = false;
   /** Sizes of the last group commits, for /metrics. */
   onBatch?: (size: number) => void;
@@ -62,6 +74,14 @@ export class SqliteStore implements Store {
     this.#db.pragma('busy_timeout = 5000');
     this.#db.pragma('foreign_keys = ON');
     this.#migrate();
+    this.#tx = {
+      begin: this.#db.prepare('BEGIN IMMEDIATE'),
+      commit: this.#db.prepare('COMMIT'),
+      rollback: this.#db.prepare('ROLLBACK'),
+      savepoint: this.#db.prepare('SAVEPOINT write'),
+      release: this.#db.prepare('RELEASE write'),
+      rollbackTo: this.#db.prepare('ROLLBACK TO write'),
+    };
   }
 
   #migrate(): void {
@@ -79,64 +99,106 @@ export class SqliteStore implements Store {
     }
   }
 
-  #write<T>(run: () => T): Promise<T> {
-    if (this.#closed) return Promise.reject(new Error('the store is closed'));
-    return new Promise<T>((resolve, reject) => {
-      this.#queue.push({ run, resolve, reject });
-      if (!this.#scheduled) {
-        this.#scheduled = true;
-        setImmediate(() => this.#flush());
+  /** The turn's open transaction; the first write of a turn begins it and schedules its commit. */
+  #openBatch(): OpenBatch {
+    if (this.#batch) return this.#batch;
+    this.#tx.begin.run();
+    const batch: OpenBatch = { size: 0, committed: [], failed: [] };
+    this.#batch = batch;
+    setImmediate(() => this.#commit(batch));
+    return batch;
+  }
+
+  #commit(batch: OpenBatch): void {
+    if (this.#batch !== batch) return; // already ended by an error
+    this.#batch = undefined;
+    try {
+      this.#tx.commit.run();
+    } catch (err) {
+      if (this.#db.inTransaction) this.#tx.rollback.run();
+      for (const fail of batch.failed) fail(err);
+      return;
+    }
+    this.onBatch?.(batch.size);
+    for (const done of batch.committed) done();
+  }
+
+  /** Runs a write now, in the open transaction and its own savepoint. */
+  #execute<T>(run: () => T): { batch: OpenBatch; value: T } {
+    if (this.#closed) throw new Error('the store is closed');
+    const batch = this.#openBatch();
+    this.#tx.savepoint.run();
+    try {
+      const value = run();
+      this.#tx.release.run();
+      batch.size++;
+      return { batch, value };
+    } catch (err) {
+      if (this.#db.inTransaction) {
+        this.#tx.rollbackTo.run();
+        this.#tx.release.run();
+      } else if (this.#batch === batch) {
+        // SQLite rolled the whole transaction back (disk full, I/O error): every write in it is lost.
+        this.#batch = undefined;
+        for (const fail of batch.failed) fail(err);
       }
+      throw err;
+    }
+  }
+
+  #write<T>(run: () => T): Promise<T> {
+    let executed: { batch: OpenBatch; value: T };
+    try {
+      executed = this.#execute(run);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const { batch, value } = executed;
+    return new Promise<T>((resolve, reject) => {
+      batch.committed.push(() => resolve(value));
+      batch.failed.push(reject);
     });
   }
 
-  #flush(): void {
-    this.#scheduled = false;
-    const batch = this.#queue;
-    this.#queue = [];
-    if (batch.length === 0) return;
-    const results: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
-    try {
-      this.#db
-        .transaction(() => {
-          for (const op of batch) {
-            try {
-              // A nested transaction is a savepoint: a failing write rolls back alone.
-              results.push({ ok: true, value: this.#db.transaction(op.run)() });
-            } catch (error) {
-              results.push({ ok: false, error });
-            }
-          }
-        })
-        .immediate();
-    } catch (error) {
-      for (const op of batch) op.reject(error);
-      return;
-    }
-    this.onBatch?.(batch.length);
-    batch.forEach((op, i) => {
-      const r = results[i];
-      if (r.ok) op.resolve(r.value);
-      else op.reject(r.error);
+  /**
+   * Resolves once every write made so far is committed (at once when none is
+   * pending); rejects when their transaction failed. Undefined when nothing is pending.
+   */
+  settled(): Promise<void> | undefined {
+    const batch = this.#batch;
+    if (!batch) return undefined;
+    return new Promise<void>((resolve, reject) => {
+      batch.committed.push(resolve);
+      batch.failed.push(reject);
     });
+  }
+
+  #statement(sql: string): Database.Statement {
+    let statement = this.#statements.get(sql);
+    if (!statement) {
+      if (this.#statements.size >= STATEMENT_CACHE_SIZE) this.#statements.clear();
+      statement = this.#db.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
   }
 
   #get(sql: string, ...params: unknown[]): Row | undefined {
-    return this.#db.prepare(sql).get(...params) as Row | undefined;
+    return this.#statement(sql).get(...params) as Row | undefined;
   }
 
   #all(sql: string, ...params: unknown[]): Row[] {
-    return this.#db.prepare(sql).all(...params) as Row[];
+    return this.#statement(sql).all(...params) as Row[];
   }
 
   #run(sql: string, ...params: unknown[]): number {
-    return this.#db.prepare(sql).run(...params).changes;
+    return this.#statement(sql).run(...params).changes;
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
-    // Let queued writes commit before closing.
-    while (this.#queue.length > 0 || this.#scheduled) await new Promise((r) => setImmediate(r));
+    // Let the open transaction commit before closing.
+    while (this.#batch) await this.settled()?.catch(() => {});
     this.#closed = true;
     this.#db.close();
   }
@@ -193,14 +255,23 @@ export class SqliteStore implements Store {
     return this.#write(() => this.#run('DELETE FROM access_keys WHERE id = ?', id) > 0);
   }
 
+  #recordNonce(keyId: string, nonce: string, now: number, expiresAt: number): boolean {
+    // An expired row for the same nonce is replaced, not counted as a replay.
+    this.#run('DELETE FROM nonces WHERE key_id = ? AND nonce = ? AND expires_at <= ?', keyId, nonce, now);
+    return this.#run('INSERT INTO nonces (key_id, nonce, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', keyId, nonce, expiresAt) > 0;
+  }
+
   useNonce(keyId: string, nonce: string, now: number, expiresAt: number): Promise<boolean> {
-    return this.#write(() => {
-      // An expired row for the same nonce is replaced, not counted as a replay.
-      this.#run('DELETE FROM nonces WHERE key_id = ? AND nonce = ? AND expires_at <= ?', keyId, nonce, now);
-      return (
-        this.#run('INSERT INTO nonces (key_id, nonce, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', keyId, nonce, expiresAt) > 0
-      );
-    });
+    return this.#write(() => this.#recordNonce(keyId, nonce, now, expiresAt));
+  }
+
+  /**
+   * useNonce answered at once, before the nonce is on disk: it is in the open
+   * transaction, so the request's own write joins the same commit (one fsync per
+   * request instead of two). The caller must await settled() before it answers.
+   */
+  claimNonce(keyId: string, nonce: string, now: number, expiresAt: number): boolean {
+    return this.#execute(() => this.#recordNonce(keyId, nonce, now, expiresAt)).value;
   }
 
   purgeExpired(now: number): Promise<void> {
@@ -292,7 +363,7 @@ export class SqliteStore implements Store {
           UPDATE_SOURCE_ON_IMPORT,
           req.sealKey(keyId),
           req.tokenId,
-          ...sourceFieldValues(req.fields),
+          ...sourceFieldValues(req.fields, 'update'),
           req.now,
           req.clientIp,
           req.now,
@@ -307,7 +378,7 @@ export class SqliteStore implements Store {
         req.sealKey(req.newKeyId),
         req.tokenId,
         req.machineId,
-        ...sourceFieldValues(req.fields),
+        ...sourceFieldValues(req.fields, 'insert'),
         req.now,
         req.now,
         req.now,
