@@ -1,9 +1,12 @@
 import { StartupError } from '../bootstrap.ts';
+import { agentCommand } from './agent.ts';
 import { type Command, EXIT, UsageError, helpText, parseCommand } from './command.ts';
 import { keysCommand } from './keys.ts';
 import { serveCommand } from './serve.ts';
+import { sourceCommand } from './source.ts';
+import { tokenCommand } from './token.ts';
 
-const COMMANDS: Command[] = [serveCommand, keysCommand];
+const COMMANDS: Command[] = [serveCommand, keysCommand, tokenCommand, sourceCommand, agentCommand];
 
 function topHelp(): string {
   const lines = ['smcd: self-hosted activation codes for server migration (Alibaba Cloud SMC API 2019-06-01).', '', 'Commands:'];

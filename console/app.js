@@ -1,0 +1,671 @@
+// The smcd console: a thin client of the public API. Every request is V1-signed
+// here, in the browser, with the access key held in this tab's sessionStorage.
+// No innerHTML anywhere: server data only ever reaches the page as text nodes.
+import { canSign, signedForm } from './sign-v1.js';
+
+const KEY_ID = 'smcd.accessKeyId';
+const KEY_SECRET = 'smcd.accessKeySecret';
+
+/** Errors that mean the stored key itself no longer works. */
+const AUTH_CODES = new Set(['InvalidAccessKeyId.NotFound', 'InvalidAccessKeyId.Inactive', 'SignatureDoesNotMatch', 'IncompleteSignature']);
+
+const $ = (id) => document.getElementById(id);
+
+class SmcError extends Error {
+  constructor(code, message, requestId = '', status = 0) {
+    super(message);
+    this.code = code;
+    this.requestId = requestId;
+    this.status = status;
+  }
+}
+
+// ---- session -------------------------------------------------------------
+
+function credentials() {
+  const accessKeyId = sessionStorage.getItem(KEY_ID);
+  const accessKeySecret = sessionStorage.getItem(KEY_SECRET);
+  return accessKeyId && accessKeySecret ? { accessKeyId, accessKeySecret } : null;
+}
+
+/** One signed API call; an SMC error answer becomes an SmcError with its Code and Message. */
+async function call(action, params = {}, creds = credentials()) {
+  if (!creds) throw new SmcError('NotSignedIn', 'Sign in first.');
+  let res;
+  let text;
+  try {
+    const body = await signedForm(action, params, creds);
+    res = await fetch('/', {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body,
+      cache: 'no-store',
+      credentials: 'omit',
+    });
+    text = await res.text();
+  } catch (err) {
+    throw new SmcError('NetworkError', `The smcd server could not be reached (${err.message}).`);
+  }
+  let json;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new SmcError('InvalidResponse', `The server answered HTTP ${res.status} without an SMC response.`, '', res.status);
+  }
+  if (!res.ok || typeof json.Code === 'string') {
+    throw new SmcError(String(json.Code ?? `HTTP ${res.status}`), String(json.Message ?? ''), String(json.RequestId ?? ''), res.status);
+  }
+  return json;
+}
+
+// ---- small DOM helpers ---------------------------------------------------
+
+/** h('td', { class: 'x' }, 'text', child): attributes by setAttribute, children as nodes or text. */
+function h(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name.startsWith('on')) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value === true ? '' : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    node.append(typeof child === 'string' || typeof child === 'number' ? String(child) : child);
+  }
+  return node;
+}
+
+function showError(box, err) {
+  const parts = [h('strong', {}, err.code || 'Error'), h('span', {}, err.message || '')];
+  if (AUTH_CODES.has(err.code) && credentials()) parts.push(h('span', { class: 'alert-hint' }, 'This access key no longer works here: sign out and sign in with a valid key.'));
+  if (err.code === 'InvalidTimeStamp.Expired') parts.push(h('span', { class: 'alert-hint' }, "Requests are signed with this computer's clock: check that it is correct."));
+  if (err.code === 'Forbidden.RAM') parts.push(h('span', { class: 'alert-hint' }, 'This access key is not allowed to do that; ask for a key with this action.'));
+  if (err.requestId) parts.push(h('small', { class: 'request-id' }, `RequestId ${err.requestId}`));
+  box.replaceChildren(...parts);
+  box.hidden = false;
+}
+
+function hideError(box) {
+  box.hidden = true;
+  box.replaceChildren();
+}
+
+let toastTimer;
+function toast(message) {
+  const box = $('toast');
+  box.textContent = message;
+  box.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => {
+    box.hidden = true;
+  }, 4000);
+}
+
+const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+const relativeFormat = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
+
+function formatDate(value) {
+  const ms = Date.parse(value);
+  return Number.isNaN(ms) ? value || '-' : dateFormat.format(ms);
+}
+
+function relative(value) {
+  const ms = Date.parse(value);
+  if (Number.isNaN(ms)) return '';
+  const seconds = Math.round((ms - Date.now()) / 1000);
+  const abs = Math.abs(seconds);
+  if (abs < 60) return relativeFormat.format(seconds, 'second');
+  if (abs < 3600) return relativeFormat.format(Math.round(seconds / 60), 'minute');
+  if (abs < 86400) return relativeFormat.format(Math.round(seconds / 3600), 'hour');
+  return relativeFormat.format(Math.round(seconds / 86400), 'day');
+}
+
+function timeCell(value) {
+  return h('td', { class: 'time', title: value }, h('div', {}, formatDate(value)), h('div', { class: 'sub' }, relative(value)));
+}
+
+function nameCell(name, id, extra) {
+  return h(
+    'td',
+    { class: 'name-cell' },
+    h('div', { class: name ? 'name' : 'name unnamed' }, name || 'Unnamed'),
+    h('div', { class: 'mono sub' }, id),
+    extra ? h('div', { class: 'sub desc', title: extra }, extra) : null,
+  );
+}
+
+const BADGES = {
+  activated: 'ok',
+  Available: 'ok',
+  unactivated: 'off',
+  expired: 'warn',
+  Unavailable: 'bad',
+};
+
+const badge = (text, title) => h('span', { class: `badge ${BADGES[text] ?? 'off'}`, title }, text);
+
+/** Pager under a table: position, previous/next, page size. */
+function renderPager(box, res, state, reload) {
+  const pages = Math.max(1, Math.ceil(res.TotalCount / state.pageSize));
+  const first = res.TotalCount === 0 ? 0 : (res.PageNumber - 1) * res.PageSize + 1;
+  const last = Math.min(res.TotalCount, res.PageNumber * res.PageSize);
+  const size = h(
+    'select',
+    {
+      'aria-label': 'Rows per page',
+      onchange: (e) => {
+        state.pageSize = Number(e.target.value);
+        state.page = 1;
+        reload();
+      },
+    },
+    [10, 20, 50].map((n) => h('option', { value: n, selected: n === state.pageSize }, `${n} per page`)),
+  );
+  box.replaceChildren(
+    h('span', { class: 'pager-info' }, res.TotalCount === 0 ? 'Nothing to show' : `${first}–${last} of ${res.TotalCount}`),
+    h('span', { class: 'spacer' }),
+    size,
+    h(
+      'button',
+      {
+        type: 'button',
+        class: 'button small subtle',
+        disabled: state.page <= 1,
+        onclick: () => {
+          state.page -= 1;
+          reload();
+        },
+      },
+      '‹ Previous',
+    ),
+    h('span', { class: 'pager-page' }, `Page ${res.PageNumber} of ${pages}`),
+    h(
+      'button',
+      {
+        type: 'button',
+        class: 'button small subtle',
+        disabled: state.page >= pages,
+        onclick: () => {
+          state.page += 1;
+          reload();
+        },
+      },
+      'Next ›',
+    ),
+  );
+}
+
+// ---- confirmation --------------------------------------------------------
+
+/** Asks before a destructive call and runs it inside the dialog, so a refusal is shown right there. */
+function confirmThen({ title, message, ok, action }) {
+  const dialog = $('confirm-dialog');
+  const button = $('confirm-ok');
+  $('confirm-title').textContent = title;
+  $('confirm-message').textContent = message;
+  button.textContent = ok;
+  button.disabled = false;
+  hideError($('confirm-error'));
+  dialog.querySelector('form').onsubmit = async (e) => {
+    e.preventDefault();
+    button.disabled = true;
+    try {
+      await action();
+      dialog.close();
+    } catch (err) {
+      showError($('confirm-error'), err);
+    } finally {
+      button.disabled = false;
+    }
+  };
+  $('confirm-cancel').onclick = () => dialog.close();
+  dialog.showModal();
+  $('confirm-cancel').focus();
+}
+
+// ---- activation codes ----------------------------------------------------
+
+const codes = { status: '', name: '', page: 1, pageSize: 20 };
+let codesSeq = 0;
+
+async function loadCodes() {
+  if (!credentials()) return;
+  const seq = ++codesSeq;
+  const wrap = $('codes-table').parentElement;
+  wrap.classList.add('loading');
+  try {
+    const res = await call('ListAccessTokens', {
+      Status: codes.status || undefined,
+      Name: codes.name || undefined,
+      PageNumber: codes.page,
+      PageSize: codes.pageSize,
+    });
+    if (seq !== codesSeq) return;
+    const pages = Math.max(1, Math.ceil(res.TotalCount / codes.pageSize));
+    if (codes.page > pages) {
+      codes.page = pages; // the last page emptied (a delete): show the one before
+      return loadCodes();
+    }
+    hideError($('codes-error'));
+    renderCodes(res);
+  } catch (err) {
+    if (seq !== codesSeq) return;
+    showError($('codes-error'), err);
+  } finally {
+    if (seq === codesSeq) wrap.classList.remove('loading');
+  }
+}
+
+function renderCodes(res) {
+  const items = res.AccessTokens?.AccessToken ?? [];
+  $('codes-table').tBodies[0].replaceChildren(...items.map(codeRow));
+  $('codes-empty').hidden = items.length > 0;
+  renderPager($('codes-pager'), res, codes, loadCodes);
+}
+
+function codeRow(t) {
+  const count = Number(t.Count);
+  const used = Number(t.RegisteredCount);
+  const label = t.Name || t.AccessTokenId;
+  const ranges = t.IpAddressRange ? t.IpAddressRange.split(',').filter(Boolean) : [];
+  // ListAccessTokens says "unactivated" both for a disabled code and for a used-up one; the counts tell them apart.
+  const full = used >= count;
+  const disabled = t.Status === 'unactivated' && !full;
+  const canDisable = t.Status === 'activated' || (t.Status === 'unactivated' && full);
+  return h(
+    'tr',
+    { 'data-id': t.AccessTokenId },
+    nameCell(t.Name, t.AccessTokenId, t.Description),
+    h('td', {}, badge(t.Status), t.Status === 'unactivated' ? h('div', { class: 'sub' }, disabled ? 'disabled' : 'all used') : null),
+    h(
+      'td',
+      { class: 'usage' },
+      h('div', {}, `${used} / ${count} used`),
+      h('progress', { max: count, value: used, 'aria-label': `${used} of ${count} used` }),
+      h('div', { class: 'sub' }, `${Math.max(0, count - used)} remaining`),
+    ),
+    timeCell(t.ExpirationTime),
+    h('td', {}, ranges.length ? h('div', { class: 'chips' }, ranges.map((r) => h('span', { class: 'chip mono' }, r))) : h('span', { class: 'sub' }, 'Any address')),
+    timeCell(t.CreationTime),
+    h(
+      'td',
+      { class: 'actions' },
+      h('button', { type: 'button', class: 'button small subtle', onclick: () => showSourcesOf(t.AccessTokenId) }, 'Sources'),
+      h(
+        'button',
+        {
+          type: 'button',
+          class: 'button small',
+          disabled: !canDisable,
+          title: canDisable ? 'Stop this code from importing more machines' : `The code is ${disabled ? 'disabled' : t.Status}`,
+          onclick: () =>
+            confirmThen({
+              title: 'Disable activation code?',
+              message: `“${label}” (${t.AccessTokenId}) will import no more machines. Source servers already imported with it stay. This cannot be undone.`,
+              ok: 'Disable',
+              action: async () => {
+                await call('DisableAccessToken', { AccessTokenId: t.AccessTokenId });
+                toast(`Activation code ${t.AccessTokenId} disabled.`);
+                await loadCodes();
+              },
+            }),
+        },
+        'Disable',
+      ),
+      h(
+        'button',
+        {
+          type: 'button',
+          class: 'button small danger-text',
+          onclick: () =>
+            confirmThen({
+              title: 'Delete activation code?',
+              message: `“${label}” (${t.AccessTokenId}) will be deleted. Source servers imported with it stay and keep its id.`,
+              ok: 'Delete',
+              action: async () => {
+                await call('DeleteAccessToken', { AccessTokenId: t.AccessTokenId });
+                toast(`Activation code ${t.AccessTokenId} deleted.`);
+                await loadCodes();
+              },
+            }),
+        },
+        'Delete',
+      ),
+    ),
+  );
+}
+
+function showSourcesOf(tokenId) {
+  Object.assign(sources, { state: '', name: '', token: tokenId, page: 1 });
+  $('sources-state').value = '';
+  $('sources-name').value = '';
+  $('sources-token').value = tokenId;
+  if (location.hash === '#sources') loadSources();
+  else location.hash = '#sources';
+}
+
+// ---- create dialog: the code is on the page only while the dialog is open ----
+
+function openCreate() {
+  const dialog = $('create-dialog');
+  $('create-form').reset();
+  $('create-form').hidden = false;
+  $('create-result').hidden = true;
+  $('create-submit').disabled = false;
+  hideError($('create-error'));
+  dialog.showModal();
+  $('create-name').focus();
+}
+
+async function submitCreate(e) {
+  e.preventDefault();
+  const form = new FormData($('create-form'));
+  const text = (name) => String(form.get(name) ?? '').trim();
+  hideError($('create-error'));
+  $('create-submit').disabled = true;
+  try {
+    const res = await call('CreateAccessToken', {
+      Name: text('name') || undefined,
+      Description: text('description') || undefined,
+      Count: text('count'),
+      TimeToLiveInDays: text('ttl'),
+      IpAddressRange: text('ipRange') || undefined,
+    });
+    $('created-id').textContent = res.AccessTokenId;
+    $('created-code').textContent = res.AccessTokenCode;
+    $('created-command').textContent = `SMCD_TOKEN_ID=${res.AccessTokenId} SMCD_TOKEN_CODE=${res.AccessTokenCode} smcd agent import --endpoint ${location.origin}`;
+    $('create-form').hidden = true;
+    $('create-result').hidden = false;
+    $('copy-code').focus();
+  } catch (err) {
+    showError($('create-error'), err);
+  } finally {
+    $('create-submit').disabled = false;
+  }
+}
+
+/** Leaves no trace of the code in the document once the dialog is closed. */
+function clearCreated() {
+  const shown = !$('create-result').hidden;
+  for (const id of ['created-id', 'created-code', 'created-command']) $(id).replaceChildren();
+  $('create-result').hidden = true;
+  $('create-form').hidden = false;
+  $('create-form').reset();
+  if (shown) {
+    codes.page = 1;
+    loadCodes();
+  }
+}
+
+async function copyFrom(sourceId, button) {
+  const text = $(sourceId).textContent;
+  try {
+    await navigator.clipboard.writeText(text);
+    button.textContent = 'Copied';
+  } catch {
+    // No clipboard permission: select the text so that Ctrl+C / Cmd+C copies it.
+    const range = document.createRange();
+    range.selectNodeContents($(sourceId));
+    getSelection().removeAllRanges();
+    getSelection().addRange(range);
+    button.textContent = 'Press Ctrl+C';
+  }
+  setTimeout(() => {
+    button.textContent = 'Copy';
+  }, 2000);
+}
+
+// ---- source servers --------------------------------------------------------
+
+const sources = { state: '', name: '', token: '', page: 1, pageSize: 10 };
+let sourcesSeq = 0;
+
+async function loadSources() {
+  if (!credentials()) return;
+  const seq = ++sourcesSeq;
+  const wrap = $('sources-table').parentElement;
+  wrap.classList.add('loading');
+  try {
+    const res = await call('DescribeSourceServers', {
+      State: sources.state || undefined,
+      Name: sources.name || undefined,
+      AccessTokenId: sources.token || undefined,
+      PageNumber: sources.page,
+      PageSize: sources.pageSize,
+    });
+    if (seq !== sourcesSeq) return;
+    const pages = Math.max(1, Math.ceil(res.TotalCount / sources.pageSize));
+    if (sources.page > pages) {
+      sources.page = pages;
+      return loadSources();
+    }
+    hideError($('sources-error'));
+    renderSources(res);
+  } catch (err) {
+    if (seq !== sourcesSeq) return;
+    showError($('sources-error'), err);
+  } finally {
+    if (seq === sourcesSeq) wrap.classList.remove('loading');
+  }
+}
+
+function renderSources(res) {
+  const items = res.SourceServers?.SourceServer ?? [];
+  $('sources-table').tBodies[0].replaceChildren(...items.map(sourceRow));
+  $('sources-empty').hidden = items.length > 0;
+  renderPager($('sources-pager'), res, sources, loadSources);
+}
+
+function disksCell(s) {
+  const data = s.DataDisks?.DataDisk ?? [];
+  const lines = [h('div', {}, s.SystemDiskSize ? `System ${s.SystemDiskSize} GiB` : 'System —')];
+  for (const d of data.slice(0, 3)) lines.push(h('div', { class: 'sub' }, `Data ${d.Size} GiB${d.Path ? ` ${d.Path}` : ''}`));
+  if (data.length > 3) {
+    const rest = data.slice(3).reduce((sum, d) => sum + Number(d.Size || 0), 0);
+    lines.push(h('div', { class: 'sub' }, `+${data.length - 3} more, ${rest} GiB`));
+  }
+  return h('td', { class: 'disks' }, lines);
+}
+
+function sourceRow(s) {
+  const label = s.Name || s.SourceId;
+  return h(
+    'tr',
+    { 'data-id': s.SourceId },
+    nameCell(s.Name, s.SourceId, s.Description || (s.Hostname && s.Hostname !== s.Name ? `host ${s.Hostname}` : '')),
+    h('td', {}, badge(s.State, s.ErrorCode || undefined), s.ErrorCode ? h('div', { class: 'sub' }, s.ErrorCode) : null),
+    h('td', {}, h('div', {}, s.Platform || '—'), s.KernelLevel ? h('div', { class: 'sub' }, `kernel ${s.KernelLevel}`) : null),
+    h('td', { class: 'mono' }, s.Architecture || '—'),
+    disksCell(s),
+    s.LastHeartbeatTime ? timeCell(s.LastHeartbeatTime) : h('td', { class: 'sub' }, 'never'),
+    h(
+      'td',
+      {},
+      s.AccessTokenId
+        ? h(
+            'button',
+            { type: 'button', class: 'link mono', title: 'Show the sources imported with this code', onclick: () => showSourcesOf(s.AccessTokenId) },
+            s.AccessTokenId,
+          )
+        : '—',
+    ),
+    h(
+      'td',
+      { class: 'actions' },
+      h('button', { type: 'button', class: 'button small', onclick: () => openModify(s) }, 'Edit'),
+      h(
+        'button',
+        {
+          type: 'button',
+          class: 'button small danger-text',
+          onclick: () =>
+            confirmThen({
+              title: 'Delete source server?',
+              message: `“${label}” (${s.SourceId}) will be deleted. The import it used stays counted on its activation code; if its agent imports again, the source is created anew.`,
+              ok: 'Delete',
+              action: async () => {
+                await call('DeleteSourceServer', { SourceId: s.SourceId });
+                toast(`Source server ${s.SourceId} deleted.`);
+                await loadSources();
+              },
+            }),
+        },
+        'Delete',
+      ),
+    ),
+  );
+}
+
+let modifying = null;
+
+function openModify(s) {
+  modifying = s;
+  $('modify-id').textContent = s.SourceId;
+  $('modify-name').value = s.Name;
+  $('modify-description').value = s.Description;
+  hideError($('modify-error'));
+  $('modify-dialog').showModal();
+  $('modify-name').focus();
+}
+
+async function submitModify(e) {
+  e.preventDefault();
+  const name = $('modify-name').value.trim();
+  const description = $('modify-description').value.trim();
+  const params = { SourceId: modifying.SourceId };
+  if (name !== modifying.Name) params.Name = name;
+  if (description !== modifying.Description) params.Description = description;
+  if (params.Name === '') {
+    showError($('modify-error'), new SmcError('MissingName', 'A source server keeps a name: enter 2-128 characters.'));
+    return;
+  }
+  if (Object.keys(params).length === 1) return $('modify-dialog').close();
+  $('modify-submit').disabled = true;
+  try {
+    await call('ModifySourceServerAttribute', params);
+    $('modify-dialog').close();
+    toast(`Source server ${modifying.SourceId} saved.`);
+    await loadSources();
+  } catch (err) {
+    showError($('modify-error'), err);
+  } finally {
+    $('modify-submit').disabled = false;
+  }
+}
+
+// ---- sign in / out and routing -----------------------------------------------
+
+function showSignIn() {
+  for (const id of ['codes-view', 'sources-view', 'tabs', 'session']) $(id).hidden = true;
+  $('signin-view').hidden = false;
+  if (!canSign()) {
+    showError(
+      $('signin-error'),
+      new SmcError(
+        'InsecureContext',
+        'This browser allows Web Crypto signing only on HTTPS pages or on localhost. Open the console over HTTPS (a TLS proxy in front of smcd) or through an SSH tunnel to 127.0.0.1.',
+      ),
+    );
+    $('signin-submit').disabled = true;
+  }
+  $('signin-id').focus();
+}
+
+async function signIn(e) {
+  e.preventDefault();
+  const creds = { accessKeyId: $('signin-id').value.trim(), accessKeySecret: $('signin-secret').value.trim() };
+  hideError($('signin-error'));
+  $('signin-submit').disabled = true;
+  try {
+    await call('ListAccessTokens', { PageSize: 1 }, creds);
+  } catch (err) {
+    // A key that may not list codes has still proven its signature; the other tab may work.
+    if (err.code !== 'Forbidden.RAM') {
+      showError($('signin-error'), err);
+      $('signin-submit').disabled = false;
+      return;
+    }
+  }
+  sessionStorage.setItem(KEY_ID, creds.accessKeyId);
+  sessionStorage.setItem(KEY_SECRET, creds.accessKeySecret);
+  $('signin-form').reset();
+  $('signin-submit').disabled = false;
+  route();
+}
+
+function signOut() {
+  sessionStorage.clear();
+  for (const id of ['create-dialog', 'confirm-dialog', 'modify-dialog']) if ($(id).open) $(id).close();
+  for (const id of ['codes-table', 'sources-table']) $(id).tBodies[0].replaceChildren();
+  for (const id of ['codes-pager', 'sources-pager', 'session-key']) $(id).replaceChildren();
+  for (const id of ['codes-error', 'sources-error']) hideError($(id));
+  $('codes-filters').reset();
+  $('sources-filters').reset();
+  Object.assign(codes, { status: '', name: '', page: 1 });
+  Object.assign(sources, { state: '', name: '', token: '', page: 1 });
+  history.replaceState(null, '', location.pathname);
+  showSignIn();
+}
+
+function route() {
+  const creds = credentials();
+  if (!creds) return showSignIn();
+  const tab = location.hash === '#sources' ? 'sources' : 'codes';
+  $('signin-view').hidden = true;
+  $('tabs').hidden = false;
+  $('session').hidden = false;
+  $('session-key').textContent = creds.accessKeyId;
+  for (const link of $('tabs').querySelectorAll('a')) {
+    if (link.dataset.tab === tab) link.setAttribute('aria-current', 'page');
+    else link.removeAttribute('aria-current');
+  }
+  $('codes-view').hidden = tab !== 'codes';
+  $('sources-view').hidden = tab !== 'sources';
+  return tab === 'codes' ? loadCodes() : loadSources();
+}
+
+function wire() {
+  $('signin-form').addEventListener('submit', signIn);
+  $('sign-out').addEventListener('click', signOut);
+  window.addEventListener('hashchange', route);
+
+  $('codes-filters').addEventListener('submit', (e) => {
+    e.preventDefault();
+    Object.assign(codes, { status: $('codes-status').value, name: $('codes-name').value.trim(), page: 1 });
+    loadCodes();
+  });
+  $('codes-filters').addEventListener('reset', () => {
+    Object.assign(codes, { status: '', name: '', page: 1 });
+    setTimeout(loadCodes);
+  });
+  $('codes-refresh').addEventListener('click', () => loadCodes());
+
+  $('sources-filters').addEventListener('submit', (e) => {
+    e.preventDefault();
+    Object.assign(sources, { state: $('sources-state').value, name: $('sources-name').value.trim(), token: $('sources-token').value.trim(), page: 1 });
+    loadSources();
+  });
+  $('sources-filters').addEventListener('reset', () => {
+    Object.assign(sources, { state: '', name: '', token: '', page: 1 });
+    setTimeout(loadSources);
+  });
+  $('sources-refresh').addEventListener('click', () => loadSources());
+
+  $('create-open').addEventListener('click', openCreate);
+  $('create-form').addEventListener('submit', submitCreate);
+  $('create-cancel').addEventListener('click', () => $('create-dialog').close());
+  $('create-done').addEventListener('click', () => $('create-dialog').close());
+  $('create-dialog').addEventListener('close', clearCreated);
+  $('create-dialog').addEventListener('cancel', (e) => {
+    // Escape must not throw away a code nobody has copied yet: closing takes the explicit button.
+    if (!$('create-result').hidden) e.preventDefault();
+  });
+  $('copy-code').addEventListener('click', (e) => copyFrom('created-code', e.currentTarget));
+  $('copy-command').addEventListener('click', (e) => copyFrom('created-command', e.currentTarget));
+
+  $('modify-form').addEventListener('submit', submitModify);
+  $('modify-cancel').addEventListener('click', () => $('modify-dialog').close());
+}
+
+wire();
+route();

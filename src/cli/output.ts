@@ -1,0 +1,64 @@
+/** Rendering of CLI results: aligned tables for people, JSON for scripts. */
+
+export interface Column<T> {
+  header: string;
+  value: (row: T) => string;
+}
+
+/** Terminal columns a string takes: East Asian wide and fullwidth characters take two. */
+export function displayWidth(s: string): number {
+  let width = 0;
+  for (const ch of s) {
+    const c = ch.codePointAt(0)!;
+    if (c < 0x20 || (c >= 0x300 && c < 0x370) || c === 0x200b) continue; // controls, combining marks
+    const wide =
+      (c >= 0x1100 && c <= 0x115f) ||
+      (c >= 0x2e80 && c <= 0xa4cf) ||
+      (c >= 0xac00 && c <= 0xd7a3) ||
+      (c >= 0xf900 && c <= 0xfaff) ||
+      (c >= 0xfe30 && c <= 0xfe4f) ||
+      (c >= 0xff00 && c <= 0xff60) ||
+      (c >= 0xffe0 && c <= 0xffe6) ||
+      (c >= 0x1f300 && c <= 0x1faff) ||
+      (c >= 0x20000 && c <= 0x3fffd);
+    width += wide ? 2 : 1;
+  }
+  return width;
+}
+
+const pad = (s: string, width: number) => s + ' '.repeat(Math.max(0, width - displayWidth(s)));
+
+/** Control characters from the server (a name is free text) must not drive the terminal. */
+const printable = (s: string) => s.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+
+export function renderTable<T>(columns: Column<T>[], rows: T[]): string {
+  const cells = rows.map((r) => columns.map((c) => printable(c.value(r))));
+  const widths = columns.map((c, i) => Math.max(displayWidth(c.header), ...cells.map((row) => displayWidth(row[i]))));
+  const line = (values: string[]) =>
+    values
+      .map((v, i) => (i === values.length - 1 ? v : pad(v, widths[i])))
+      .join('  ')
+      .trimEnd();
+  return `${[line(columns.map((c) => c.header)), ...cells.map(line)].join('\n')}\n`;
+}
+
+/** `Label:  value` lines, labels aligned. */
+export function renderFields(fields: Array<[string, string]>): string {
+  const width = Math.max(...fields.map(([k]) => k.length)) + 1;
+  return `${fields.map(([k, v]) => `${`${k}:`.padEnd(width)}  ${printable(v)}`.trimEnd()).join('\n')}\n`;
+}
+
+export function renderJson(value: unknown): string {
+  return `${JSON.stringify(value, null, 2)}\n`;
+}
+
+/** `Page 2 of 3, 45 activation codes in all.` under a table; `noun` is singular. */
+export function pageFooter(total: number, pageNumber: number, pageSize: number, noun: string): string {
+  const pages = Math.max(1, Math.ceil(total / pageSize));
+  return `Page ${pageNumber} of ${pages}, ${total} ${noun}${total === 1 ? '' : 's'} in all.\n`;
+}
+
+/** Quotes a word for a POSIX shell only when it needs it. */
+export function shellWord(s: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}

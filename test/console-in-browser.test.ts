@@ -1,0 +1,382 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+import { type BrowserContext, type Page, chromium } from 'playwright-core';
+import { SMCD_BIN } from './helpers/process-server.ts';
+import { type TestServer, startTestServer, tempDir } from './helpers/server.ts';
+import { type Creds, callV1 } from './helpers/sign.ts';
+
+// Debian's Chromium: Playwright's own browser download cannot work on these machines.
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-quic',
+  // A name that is not localhost, to see the console on an insecure origin; it resolves to 127.0.0.1 only.
+  '--host-resolver-rules=MAP smcd-console.test 127.0.0.1',
+];
+const OUT = fileURLToPath(new URL('../test-output/console/', import.meta.url));
+const AWKWARD = "wave #1 (FRA) — 100% *done* !'~ 数据 & more+more";
+const DOCS_SCREENSHOT = fileURLToPath(new URL('../docs/console.png', import.meta.url));
+
+// CI installs chromium (.ci/run), so there a missing browser is a failure, not a skip.
+const skip = !existsSync(CHROMIUM) && !process.env.CI ? `no Chromium at ${CHROMIUM} (apt-get install -y chromium)` : false;
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => (stdout += c));
+    child.stderr.on('data', (c) => (stderr += c));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/**
+ * Runs the agent command line exactly as the console shows it, with `smcd` being
+ * this checkout's bin/smcd.js, plus a private state dir and machine id.
+ */
+async function runShownAgentCommand(line: string, extra: string[]): Promise<Run> {
+  const words = line.split(' ');
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const k of Object.keys(env)) if (k.startsWith('SMCD_') || k.startsWith('ALIBABA_CLOUD_')) delete env[k];
+  while (/^[A-Z_]+=/.test(words[0])) {
+    const [name, ...value] = words.shift()!.split('=');
+    env[name] = value.join('=');
+  }
+  assert.equal(words.shift(), 'smcd', line);
+  return run(process.execPath, [SMCD_BIN, ...words, ...extra], env);
+}
+
+describe('the web console in headless Chromium', { skip }, () => {
+  let s: TestServer;
+  let context: BrowserContext;
+  let page: Page;
+  let profile: string;
+  const stateDir = tempDir('smcd-console-agent-');
+  const pageErrors: string[] = [];
+  const created: { id: string; code: string; command: string } = { id: '', code: '', command: '' };
+  const row = (id: string) => page.locator(`tr[data-id="${id}"]`);
+
+  async function api(action: string, params: Record<string, string> = {}, creds: Creds = s.root) {
+    const res = await callV1(s.url, creds, action, params);
+    assert.equal(res.status, 200, res.text);
+    return res.body;
+  }
+
+  async function shot(name: string) {
+    await page.locator('.table-wrap.loading').first().waitFor({ state: 'detached' });
+    await page.screenshot({ path: join(OUT, `${name}.png`) });
+  }
+
+  before(async () => {
+    mkdirSync(OUT, { recursive: true });
+    s = await startTestServer();
+    profile = tempDir('smcd-chromium-');
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      viewport: { width: 1360, height: 820 },
+      locale: 'en-US',
+      timezoneId: 'UTC',
+    });
+    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: s.url });
+    page = context.pages()[0] ?? (await context.newPage());
+    // CSP violations and script errors land here; the console must produce none.
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+    page.on('console', (msg) => {
+      // The API's 4xx answers to the wrong secret and the bad name are provoked on purpose and shown in the page.
+      if (msg.type() === 'error' && !/^Failed to load resource: the server responded with a status of 400/.test(msg.text())) pageErrors.push(msg.text());
+    });
+
+    // Some codes in every state the list can show, for a realistic list and the README's screenshot.
+    const frankfurt = await api('CreateAccessToken', { Name: 'frankfurt-wave-1', Description: 'web tier, first wave', Count: '20', TimeToLiveInDays: '14' });
+    for (const [i, host] of ['web-01', 'web-02', 'web-03'].entries()) {
+      await api(
+        'ImportSourceServer',
+        { MachineId: `seed-${host}`, Hostname: host, Platform: 'Ubuntu 22.04.4 LTS', Architecture: 'x86_64', KernelLevel: '5', SystemDiskSize: String(40 + i * 20), 'DataDisk.1.Index': '1', 'DataDisk.1.Path': '/data', 'DataDisk.1.Size': '200' },
+        { id: frankfurt.AccessTokenId, secret: frankfurt.AccessTokenCode },
+      );
+    }
+    const erp = await api('CreateAccessToken', { Name: 'legacy-erp', Description: 'two database hosts', Count: '2', TimeToLiveInDays: '30' });
+    for (const host of ['erp-db-1', 'erp-db-2']) {
+      await api('ImportSourceServer', { MachineId: `seed-${host}`, Hostname: host, Platform: 'CentOS Linux 7 (Core)', Architecture: 'x86_64', KernelLevel: '3', SystemDiskSize: '100' }, { id: erp.AccessTokenId, secret: erp.AccessTokenCode });
+    }
+    await api('CreateAccessToken', { Name: 'shanghai-db-tier', Count: '50', TimeToLiveInDays: '60', IpAddressRange: '10.20.0.0/16,10.21.0.0/16' });
+    const retired = await api('CreateAccessToken', { Name: 'pilot-2024', Description: 'superseded by wave 1', Count: '5', TimeToLiveInDays: '7' });
+    await api('DisableAccessToken', { AccessTokenId: retired.AccessTokenId });
+  });
+
+  after(async () => {
+    await context?.close();
+    await s?.close();
+    for (const dir of [profile, stateDir]) if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('is served at /console/ with a CSP that allows only this origin', async () => {
+    const redirect = await fetch(`${s.url}/console`, { redirect: 'manual' });
+    assert.equal(redirect.status, 301);
+    assert.equal(redirect.headers.get('location'), '/console/');
+    for (const file of ['', 'app.js', 'app.css', 'sign-v1.js']) {
+      const res = await fetch(`${s.url}/console/${file}`);
+      assert.equal(res.status, 200, file);
+      assert.match(res.headers.get('content-security-policy') ?? '', /script-src 'self'/);
+    }
+  });
+
+  it('refuses a wrong secret with the SMC error, then signs in with the root key held only in sessionStorage', async () => {
+    await page.goto(`${s.url}/console/`);
+    await page.locator('#signin-view').waitFor();
+    await page.fill('#signin-id', s.root.id);
+    await page.fill('#signin-secret', 'x'.repeat(30));
+    await page.click('#signin-submit');
+    const error = page.locator('#signin-error');
+    await error.waitFor();
+    assert.match(await error.innerText(), /SignatureDoesNotMatch/);
+    assert.match(await error.innerText(), /RequestId [0-9A-F-]{36}/);
+    await shot('01-sign-in-error');
+
+    await page.fill('#signin-secret', s.root.secret);
+    await page.click('#signin-submit');
+    await page.locator('#codes-table tbody tr').first().waitFor();
+    const storage = await page.evaluate(() => ({
+      session: Object.fromEntries(Object.entries(sessionStorage)),
+      local: localStorage.length,
+      cookie: document.cookie,
+    }));
+    assert.deepEqual(storage.session, { 'smcd.accessKeyId': s.root.id, 'smcd.accessKeySecret': s.root.secret });
+    assert.equal(storage.local, 0);
+    assert.equal(storage.cookie, '');
+    assert.equal(await page.locator('#session-key').innerText(), s.root.id);
+  });
+
+  it('lists codes with status, usage, expiry and address range', async () => {
+    const list = (await api('ListAccessTokens')).AccessTokens.AccessToken as Array<Record<string, string>>;
+    const byName = Object.fromEntries(list.map((t) => [t.Name, t]));
+    const frankfurt = row(byName['frankfurt-wave-1'].AccessTokenId);
+    await frankfurt.waitFor();
+    assert.match(await frankfurt.innerText(), /activated[\s\S]*3 \/ 20 used[\s\S]*17 remaining[\s\S]*in 14 days[\s\S]*Any address/);
+    const erp = await row(byName['legacy-erp'].AccessTokenId).innerText();
+    assert.match(erp, /unactivated\s+all used[\s\S]*2 \/ 2 used/);
+    assert.match(await row(byName['pilot-2024'].AccessTokenId).innerText(), /unactivated\s+disabled/);
+    const shanghai = await row(byName['shanghai-db-tier'].AccessTokenId).innerText();
+    assert.match(shanghai, /10\.20\.0\.0\/16[\s\S]*10\.21\.0\.0\/16/);
+    await shot('02-codes-list');
+  });
+
+  it('shows an SMC error inside the create dialog', async () => {
+    await page.click('#create-open');
+    await page.fill('#create-name', '1-starts-with-a-digit');
+    await page.click('#create-submit');
+    const error = page.locator('#create-error');
+    await error.waitFor();
+    assert.match(await error.innerText(), /^InvalidParameter\.Name/);
+    await shot('03-create-error');
+    await page.click('#create-cancel');
+  });
+
+  it('creates a code and shows it once, in a copy box with the agent command line', async () => {
+    await page.click('#create-open');
+    await page.fill('#create-name', 'console-wave');
+    // Characters the V1 canonicalization escapes specially ("!'()*", space, "~", non-ASCII), signed by Web Crypto.
+    await page.fill('#create-description', AWKWARD);
+    await page.fill('#create-count', '3');
+    await page.fill('#create-ttl', '7');
+    await page.fill('#create-ip-range', '127.0.0.0/8, ::1');
+    await shot('04-create-form');
+    await page.click('#create-submit');
+    await page.locator('#created-code').filter({ hasText: /^[A-Za-z0-9]{32}$/ }).waitFor();
+    created.id = await page.locator('#created-id').innerText();
+    created.code = await page.locator('#created-code').innerText();
+    created.command = await page.locator('#created-command').innerText();
+    assert.match(created.id, /^at-[a-z0-9]{20}$/);
+    assert.equal(created.command, `SMCD_TOKEN_ID=${created.id} SMCD_TOKEN_CODE=${created.code} smcd agent import --endpoint ${s.url}`);
+    await shot('05-code-shown-once');
+
+    await page.click('#copy-code');
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), created.code);
+    await page.click('#copy-command');
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), created.command);
+
+    // Escape does not throw the code away; the explicit button does, and leaves nothing in the DOM.
+    await page.keyboard.press('Escape');
+    assert.equal(await page.locator('#create-dialog').evaluate((d) => (d as HTMLDialogElement).open), true);
+    await page.click('#create-done');
+    await page.locator('#create-dialog').waitFor({ state: 'hidden' });
+    const html = await page.content();
+    assert.ok(!html.includes(created.code), 'the code is gone from the page once the dialog is closed');
+
+    const item = row(created.id);
+    await item.waitFor();
+    assert.ok((await item.innerText()).includes(AWKWARD));
+    assert.match(await item.innerText(), /console-wave[\s\S]*activated[\s\S]*0 \/ 3 used[\s\S]*127\.0\.0\.0\/8[\s\S]*::1/);
+    const [listed] = (await api('ListAccessTokens', { 'AccessTokenId.1': created.id })).AccessTokens.AccessToken;
+    assert.equal(listed.Description, AWKWARD);
+    assert.equal(listed.TimeToLiveInDays, '7');
+  });
+
+  it('imports a source with the agent command from the copy box and lists it with the code that imported it', async () => {
+    const agent = await runShownAgentCommand(created.command, ['--state-dir', stateDir, '--machine-id', 'console-test-machine', '--name', 'console-imported']);
+    assert.equal(agent.code, 0, agent.stderr);
+    const sourceId = /Import Source Server \[(s-[a-z0-9]{20})\] Successfully!/.exec(agent.stdout)?.[1];
+    assert.ok(sourceId, agent.stdout);
+
+    await page.click('a[data-tab="sources"]');
+    const item = row(sourceId);
+    await item.waitFor();
+    const text = await item.innerText();
+    assert.match(text, /console-imported/);
+    assert.match(text, /Available/);
+    assert.ok(text.includes(created.id), text);
+    assert.match(text, /System \d+ GiB|System —/);
+    await shot('06-sources-list');
+
+    // The code's usage went up by one.
+    await page.click('a[data-tab="codes"]');
+    await row(created.id).filter({ hasText: '1 / 3 used' }).waitFor();
+  });
+
+  it('filters codes by status and name, and pages through them', async () => {
+    await page.selectOption('#codes-status', 'unactivated');
+    await page.click('#codes-filters button[type="submit"]');
+    await page.locator('#codes-pager').filter({ hasText: '1–2 of 2' }).waitFor();
+    const statuses = await page.locator('#codes-table tbody .badge').allInnerTexts();
+    assert.deepEqual(statuses, ['unactivated', 'unactivated']);
+
+    await page.selectOption('#codes-status', '');
+    await page.fill('#codes-name', 'console-wave');
+    await page.click('#codes-filters button[type="submit"]');
+    await page.locator('#codes-pager').filter({ hasText: '1–1 of 1' }).waitFor();
+    assert.equal(await page.locator('#codes-table tbody tr').count(), 1);
+
+    await page.click('#codes-filters button[type="reset"]');
+    await page.locator('#codes-pager').filter({ hasText: '1–5 of 5' }).waitFor();
+    await page.locator('#codes-pager select').selectOption('10');
+    await page.locator('#codes-pager').filter({ hasText: '1–5 of 5' }).waitFor();
+    for (let i = 0; i < 7; i++) await api('CreateAccessToken', { Name: `bulk-${i}` });
+    await page.click('#codes-refresh');
+    await page.locator('#codes-pager').filter({ hasText: '1–10 of 12' }).waitFor();
+    await page.getByRole('button', { name: 'Next ›' }).click();
+    await page.locator('#codes-pager').filter({ hasText: '11–12 of 12' }).waitFor();
+    assert.equal(await page.locator('#codes-table tbody tr').count(), 2);
+    assert.equal(await page.getByRole('button', { name: 'Next ›' }).isDisabled(), true);
+    await page.getByRole('button', { name: '‹ Previous' }).click();
+    await page.locator('#codes-pager').filter({ hasText: '1–10 of 12' }).waitFor();
+  });
+
+  it('disables the code after confirmation and shows it unactivated', async () => {
+    await page.fill('#codes-name', 'console-wave');
+    await page.click('#codes-filters button[type="submit"]');
+    const item = row(created.id);
+    await page.locator('#codes-pager').filter({ hasText: '1–1 of 1' }).waitFor();
+    await item.getByRole('button', { name: 'Disable' }).click();
+    await page.locator('#confirm-dialog').waitFor();
+    assert.match(await page.locator('#confirm-message').innerText(), new RegExp(created.id));
+    await shot('07-confirm-disable');
+    await page.click('#confirm-ok');
+    await item.locator('.badge', { hasText: 'unactivated' }).waitFor();
+    assert.match(await item.innerText(), /unactivated\s+disabled/);
+    assert.equal(await item.getByRole('button', { name: 'Disable' }).isDisabled(), true);
+    const [listed] = (await api('ListAccessTokens', { 'AccessTokenId.1': created.id })).AccessTokens.AccessToken;
+    assert.equal(listed.Status, 'unactivated');
+    // And the server now refuses that code.
+    const refused = await callV1(s.url, { id: created.id, secret: created.code }, 'ImportSourceServer', { MachineId: 'after-disable' });
+    assert.equal(refused.body.Code, 'AccessToken.Disabled');
+    await shot('08-code-disabled');
+  });
+
+  it('filters sources by code, edits one and deletes it after confirmation', async () => {
+    await row(created.id).getByRole('button', { name: 'Sources' }).click();
+    await page.locator('#sources-view').waitFor();
+    assert.equal(await page.inputValue('#sources-token'), created.id);
+    await page.locator('#sources-pager').filter({ hasText: '1–1 of 1' }).waitFor();
+    const item = page.locator('#sources-table tbody tr').first();
+    const sourceId = (await item.getAttribute('data-id'))!;
+
+    await item.getByRole('button', { name: 'Edit' }).click();
+    await page.fill('#modify-name', 'console-renamed');
+    await page.fill('#modify-description', 'renamed in the browser');
+    await page.click('#modify-submit');
+    await row(sourceId).filter({ hasText: 'console-renamed' }).waitFor();
+    const [after] = (await api('DescribeSourceServers', { 'SourceId.1': sourceId })).SourceServers.SourceServer;
+    assert.equal(after.Name, 'console-renamed');
+    assert.equal(after.Description, 'renamed in the browser');
+
+    // Cancel keeps it; confirming deletes it.
+    await row(sourceId).getByRole('button', { name: 'Delete' }).click();
+    await page.click('#confirm-cancel');
+    assert.equal((await api('DescribeSourceServers', { 'SourceId.1': sourceId })).TotalCount, 1);
+    await row(sourceId).getByRole('button', { name: 'Delete' }).click();
+    await page.click('#confirm-ok');
+    await page.locator('#sources-empty').waitFor();
+    assert.equal((await api('DescribeSourceServers', { 'SourceId.1': sourceId })).TotalCount, 0);
+
+    await page.selectOption('#sources-state', 'Available');
+    await page.fill('#sources-token', '');
+    await page.click('#sources-filters button[type="submit"]');
+    await page.locator('#sources-pager').filter({ hasText: '1–5 of 5' }).waitFor();
+    await shot('09-sources-available');
+  });
+
+  it('deletes a code after confirmation', async () => {
+    await page.click('a[data-tab="codes"]');
+    await page.click('#codes-filters button[type="reset"]');
+    const list = (await api('ListAccessTokens', { Name: 'pilot-2024' })).AccessTokens.AccessToken;
+    const id = list[0].AccessTokenId as string;
+    await page.locator('#codes-pager select').selectOption('20');
+    await row(id).getByRole('button', { name: 'Delete' }).click();
+    await page.click('#confirm-ok');
+    await row(id).waitFor({ state: 'detached' });
+    assert.equal((await api('ListAccessTokens', { 'AccessTokenId.1': id })).TotalCount, 0);
+  });
+
+  it('signs out, clearing sessionStorage and the tables', async () => {
+    // The README's screenshot: the codes list, default filters, everything loaded.
+    await page.click('#codes-filters button[type="reset"]');
+    await page.locator('#codes-pager').filter({ hasText: 'of 11' }).waitFor();
+    await page.click('#sign-out');
+    await page.locator('#signin-view').waitFor();
+    assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+    assert.equal(await page.locator('#codes-table tbody tr').count(), 0);
+    assert.equal(await page.locator('#tabs').isVisible(), false);
+    // A reload stays signed out.
+    await page.reload();
+    await page.locator('#signin-view').waitFor();
+    await shot('10-signed-out');
+  });
+
+  it('on plain HTTP away from localhost, where Web Crypto is unavailable, says so instead of failing to sign', async () => {
+    await page.goto(`http://smcd-console.test:${s.port}/console/`);
+    const error = page.locator('#signin-error');
+    await error.waitFor();
+    assert.match(await error.innerText(), /^InsecureContext[\s\S]*HTTPS/);
+    assert.equal(await page.locator('#signin-submit').isDisabled(), true);
+    assert.equal(await page.evaluate(() => window.isSecureContext), false);
+    await shot('11-insecure-origin');
+  });
+
+  it('logged no script error or CSP violation', () => {
+    assert.deepEqual(pageErrors, []);
+  });
+
+  it('saves a screenshot of the codes list (docs/console.png with SMCD_UPDATE_DOCS_SCREENSHOT=1)', () => {
+    assert.ok(existsSync(join(OUT, '02-codes-list.png')));
+    if (process.env.SMCD_UPDATE_DOCS_SCREENSHOT === '1') copyFileSync(join(OUT, '02-codes-list.png'), DOCS_SCREENSHOT);
+  });
+});
