@@ -52,6 +52,11 @@ describe('every authentication failure gets its SMC error code', () => {
     assert.equal((await r.json()).Code, 'IncompleteSignature');
   });
 
+  it('a nonce over 256 characters: IncompleteSignature', async () => {
+    expectError(await callV1(s.url, s.root, 'ListAccessTokens', {}, { nonce: 'n'.repeat(257) }), 400, 'IncompleteSignature');
+    expectError(await callV3(s.url, s.root, 'ListAccessTokens', {}, { nonce: 'n'.repeat(257) }), 400, 'IncompleteSignature');
+  });
+
   it('unparseable timestamp: InvalidTimeStamp.Format (V1 and V3)', async () => {
     expectError(await callV1(s.url, s.root, 'ListAccessTokens', {}, { timestamp: '29/11/2026 10:00' }), 400, 'InvalidTimeStamp.Format');
     expectError(await callV3(s.url, s.root, 'ListAccessTokens', {}, { date: 'yesterday' }), 400, 'InvalidTimeStamp.Format');

@@ -7,6 +7,8 @@ import { readRootCredentials } from '../src/bootstrap.ts';
 import { callV1, callV3 } from './helpers/sign.ts';
 import { SMCD_BIN, startServerProcess } from './helpers/process-server.ts';
 import { tempDir } from './helpers/server.ts';
+import { queryDatabase } from './helpers/postgres.ts';
+import { STORE_KINDS, openTestDatabase, storeSkipReason } from './helpers/stores.ts';
 
 function filesUnder(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
@@ -15,18 +17,31 @@ function filesUnder(dir: string): string[] {
   });
 }
 
-describe('secrets never appear in plain text in the data directory or the logs', () => {
+/** Every row of every smcd table, as text: what PostgreSQL holds for us. */
+async function dumpPostgres(url: string): Promise<Buffer> {
+  const tables = await queryDatabase(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'");
+  assert.ok(tables.length >= 6);
+  const parts: string[] = [];
+  for (const t of tables) {
+    for (const row of await queryDatabase(url, `SELECT row_to_json(x)::text AS j FROM ${String(t.tablename)} x`)) parts.push(String(row.j));
+  }
+  return Buffer.from(parts.join('\n'));
+}
+
+for (const kind of STORE_KINDS)
+describe(`secrets never appear in plain text in the data, the data directory or the logs (${kind})`, { skip: await storeSkipReason(kind) }, () => {
   const dir = tempDir();
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('after the whole lifecycle, no code, access key secret or source key secret is found byte for byte', async () => {
-    const server = await startServerProcess(['--data-dir', dir, '--log-level', 'debug']);
+    const db = await openTestDatabase(kind, dir);
+    const server = await startServerProcess(['--data-dir', dir, '--database', db.url, '--log-level', 'debug']);
     const c = readRootCredentials(dir)!;
     const root = { id: c.AccessKeyId, secret: c.AccessKeySecret };
     const secrets: string[] = [];
     try {
       // An extra access key, made with the local admin command.
-      const key = JSON.parse(execFileSync(process.execPath, [SMCD_BIN, 'keys', 'create', '--data-dir', dir, '--output', 'json'], { encoding: 'utf8' }));
+      const key = JSON.parse(execFileSync(process.execPath, [SMCD_BIN, 'keys', 'create', '--data-dir', dir, '--database', db.url, '--output', 'json'], { encoding: 'utf8' }));
       secrets.push(key.AccessKeySecret);
       const operator = { id: key.AccessKeyId, secret: key.AccessKeySecret };
       for (let i = 0; i < 5; i++) {
@@ -48,7 +63,7 @@ describe('secrets never appear in plain text in the data directory or the logs',
         if (i === 2) assert.equal((await callV1(server.url, root, 'DeleteAccessToken', { AccessTokenId: code.id })).status, 200);
         if (i === 3) assert.equal((await callV1(server.url, root, 'DeleteSourceServer', { SourceId: imported.body.SourceId })).status, 200);
       }
-      execFileSync(process.execPath, [SMCD_BIN, 'keys', 'disable', key.AccessKeyId, '--data-dir', dir]);
+      execFileSync(process.execPath, [SMCD_BIN, 'keys', 'disable', key.AccessKeyId, '--data-dir', dir, '--database', db.url]);
     } finally {
       assert.equal(await server.stop(), 0);
     }
@@ -70,6 +85,14 @@ describe('secrets never appear in plain text in the data directory or the logs',
       for (const secret of secrets) assert.equal(bytes.indexOf(secret), -1, `a secret appears in ${file}`);
     }
     assert.equal(statSync(join(dir, 'master.key')).mode & 0o777, 0o600);
+    if (kind === 'postgres') {
+      const rows = await dumpPostgres(db.url);
+      assert.ok(rows.includes('v2.'), 'sealed values are in the dump');
+      scanned += rows.length;
+      for (const secret of secrets) assert.equal(rows.indexOf(secret), -1, 'a secret appears in a PostgreSQL row');
+    }
+    await db.drop();
     assert.ok(scanned > 10_000, `scanned ${scanned} bytes`);
+    console.log(`${kind}: ${secrets.length} secrets looked for in ${scanned} bytes of logs and data; none found`);
   });
 });

@@ -1,9 +1,11 @@
+import { rmSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { type Socket, connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { callV1 } from './helpers/sign.ts';
 import { rawHttp } from './helpers/raw-http.ts';
-import { type TestServer, startTestServer } from './helpers/server.ts';
+import { type TestServer, startTestServer, tempDir } from './helpers/server.ts';
+import { STORE_KINDS, openTestDatabase, storeSkipReason } from './helpers/stores.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -25,12 +27,20 @@ function openSlowloris(port: number): { socket: Socket; closed: Promise<string> 
   return { socket, closed };
 }
 
-describe('slow clients and floods do not starve other clients', () => {
+for (const kind of STORE_KINDS)
+describe(`slow clients and floods do not starve other clients (${kind})`, { skip: await storeSkipReason(kind) }, () => {
   let s: TestServer;
+  let db: { url: string; drop(): Promise<void> };
+  const dir = tempDir();
   before(async () => {
-    s = await startTestServer({ headersTimeoutMs: 2_000, requestTimeoutMs: 3_000, maxConnections: 200, maxRequestsPerSocket: 5 });
+    db = await openTestDatabase(kind, dir);
+    s = await startTestServer({ dir, database: db.url, headersTimeoutMs: 2_000, requestTimeoutMs: 3_000, maxConnections: 200, maxRequestsPerSocket: 5 });
   });
-  after(() => s.close());
+  after(async () => {
+    await s.close();
+    await db.drop();
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   it('100 slowloris connections: others are served meanwhile, and the slow ones are cut off with 408', async () => {
     const slow = Array.from({ length: 100 }, () => openSlowloris(s.port));

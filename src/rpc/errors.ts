@@ -35,7 +35,7 @@ export const errors = {
       `The content type ${clip(type)} is not supported. Send parameters in the query string or as application/x-www-form-urlencoded.`,
     ),
   badEncoding: () =>
-    new ApiError(400, 'InvalidParameter.Encoding', 'The request contains invalid percent-encoding or invalid UTF-8.'),
+    new ApiError(400, 'InvalidParameter.Encoding', 'The request contains invalid percent-encoding, invalid UTF-8 or a NUL character.'),
   duplicateParameter: (name: string) =>
     new ApiError(400, 'InvalidParameter.Duplicate', `The parameter ${clip(name)} is given more than once.`),
   notFound: () => new ApiError(404, 'NotFound', 'The specified path does not exist. The API is served at /.'),

@@ -12,7 +12,8 @@ export function parseForm(text: string, into = new Map<string, string>()): Map<s
     const eq = pair.indexOf('=');
     const name = formDecode(eq === -1 ? pair : pair.slice(0, eq));
     const value = formDecode(eq === -1 ? '' : pair.slice(eq + 1));
-    if (name === undefined || value === undefined) throw errors.badEncoding();
+    // NUL is refused outright: no parameter needs it, and PostgreSQL cannot store it in text.
+    if (name === undefined || value === undefined || name.includes('\0') || value.includes('\0')) throw errors.badEncoding();
     if (name === '') continue;
     if (into.has(name)) throw errors.duplicateParameter(name);
     into.set(name, value);

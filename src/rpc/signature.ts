@@ -23,6 +23,14 @@ export interface SignatureClaim {
   verify(secret: string): boolean;
 }
 
+/** Nonces are stored and indexed; SDKs send UUIDs or 32-64 hex characters. */
+const MAX_NONCE = 256;
+
+function checkNonce(nonce: string): string {
+  if (nonce.length > MAX_NONCE) throw errors.incompleteSignature(`the signature nonce is longer than ${MAX_NONCE} characters.`);
+  return nonce;
+}
+
 const V1_REQUIRED = ['AccessKeyId', 'Signature', 'SignatureMethod', 'SignatureNonce', 'Timestamp'] as const;
 const V1_MARKERS = [...V1_REQUIRED, 'SignatureVersion'];
 
@@ -55,7 +63,7 @@ function readV1(req: IncomingSigned): SignatureClaim {
     version: 'v1',
     keyId: req.params.get('AccessKeyId')!,
     timestamp: req.params.get('Timestamp')!,
-    nonce: req.params.get('SignatureNonce')!,
+    nonce: checkNonce(req.params.get('SignatureNonce')!),
     verify: (secret) => safeEqual(v1Signature(req.method, req.params, secret), given),
   };
 }
@@ -92,7 +100,7 @@ function readV3(req: IncomingSigned, authorization: string): SignatureClaim {
     version: 'v3',
     keyId,
     timestamp: date,
-    nonce,
+    nonce: checkNonce(nonce),
     verify(secret) {
       // The body hash is checked inside verify so that it runs after the key is known, like the signature.
       if (!safeEqual(sha256Hex(req.body), contentHash.toLowerCase())) return false;
