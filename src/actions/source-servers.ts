@@ -187,6 +187,7 @@ export const modifySourceServerAttribute: ActionDef = {
   async handler(ctx, p) {
     const patch = { name: p.Name as string | undefined, description: p.Description as string | undefined };
     if (!(await ctx.services.store.modifySource(p.SourceId as string, patch))) throw errors.sourceNotFound();
+    ctx.services.log.info({ audit: 'ModifySourceServerAttribute', requestId: ctx.requestId, keyId: ctx.caller.keyId, sourceId: p.SourceId }, 'source modified');
     return {};
   },
 };

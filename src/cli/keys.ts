@@ -1,3 +1,4 @@
+import pino from 'pino';
 import { OPERATOR_ACTIONS } from '../actions/index.ts';
 import { existsSync, renameSync } from 'node:fs';
 import { MASTER_KEY_CHECK, StartupError, openData, rootCredentialsPath } from '../bootstrap.ts';
@@ -51,6 +52,7 @@ export const keysCommand: Command = {
             enabled: true,
             createdAt: systemClock(),
           });
+          audit.info({ audit: 'keys.create', accessKeyId: keyId, actions }, 'access key created');
           if (json) process.stdout.write(`${JSON.stringify({ AccessKeyId: keyId, AccessKeySecret: secret, Actions: actions })}\n`);
           else
             process.stdout.write(
@@ -67,6 +69,7 @@ export const keysCommand: Command = {
           if (fromEnv !== undefined && !/^[A-Za-z0-9]{30}$/.test(fromEnv)) throw new StartupError('SMCD_ROOT_ACCESS_KEY_SECRET must be 30 letters or digits.');
           const secret = fromEnv ?? newAccessKeySecret();
           await store.setAccessKeySecret(rootKey.id, box.seal(secret, rootKey.id));
+          audit.info({ audit: 'keys.rotate-root', accessKeyId: rootKey.id }, 'root key secret rotated');
           if (fromEnv) {
             process.stdout.write(`root key ${rootKey.id} now uses the secret in SMCD_ROOT_ACCESS_KEY_SECRET; give every node the same value.\n`);
           } else {
@@ -80,6 +83,7 @@ export const keysCommand: Command = {
           // Re-seals whatever is still under a non-primary key (after every node reloaded the ring).
           const n = await store.resealSecrets((sealed, recordId) => box.reseal(sealed, recordId));
           await store.setMeta(MASTER_KEY_CHECK, box.fingerprint);
+          audit.info({ audit: 'keys.reseal', resealed: n }, 'secrets re-sealed');
           process.stdout.write(`re-sealed ${n} secrets under the current master key\n`);
           return EXIT.ok;
         }
@@ -109,6 +113,7 @@ export const keysCommand: Command = {
           }
           if (sub === 'delete') await store.deleteAccessKey(id);
           else await store.setAccessKeyEnabled(id, sub === 'enable');
+          audit.info({ audit: `keys.${sub}`, accessKeyId: id }, `access key ${sub}d`);
           process.stdout.write(`${id} ${sub}d\n`);
           return EXIT.ok;
         }
@@ -129,6 +134,9 @@ export const keysCommand: Command = {
  *    ring from the files and go on; with environment keys, the operator swaps the variables
  *    (SMCD_MASTER_KEY=<next>, SMCD_MASTER_KEY_PREVIOUS=<old>) with a rolling restart.
  */
+/** Audit lines for key changes go to stderr as JSON, like the server's; stdout stays for results. */
+const audit = pino({ base: { service: 'smcd-keys' } }, pino.destination(2));
+
 async function rotateMaster(dataDir: string, url: string): Promise<number> {
   const fromEnv = Boolean(process.env.SMCD_MASTER_KEY);
   if (fromEnv && !process.env.SMCD_MASTER_KEY_NEXT)
@@ -142,6 +150,7 @@ async function rotateMaster(dataDir: string, url: string): Promise<number> {
     box.setKeys(ring.others[0], [ring.primary, ...ring.others.slice(1)]);
     const n = await store.resealSecrets((sealed, recordId) => box.reseal(sealed, recordId));
     await store.setMeta(MASTER_KEY_CHECK, box.fingerprint);
+    audit.info({ audit: 'keys.rotate-master', resealed: n }, 'master key rotated');
     if (!fromEnv) {
       renameSync(masterKeyPath(dataDir), masterKeyPath(dataDir, 'previous'));
       renameSync(nextPath, masterKeyPath(dataDir));
