@@ -15,6 +15,7 @@ import { DEFAULT_LIMITS, type RpcLimits, createRpcHandler } from './rpc/handle-r
 import { HOST_ID } from './rpc/serialize.ts';
 import { FailureThrottle } from './rpc/throttle.ts';
 import type { Store } from './store/store.ts';
+import { withTimeout } from './util/with-timeout.ts';
 
 export interface ServerOptions {
   store: Store;
@@ -164,20 +165,4 @@ export class SmcdServer {
     });
     await this.options.store.close();
   }
-}
-
-export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-    promise.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (e) => {
-        clearTimeout(timer);
-        reject(e);
-      },
-    );
-  });
 }

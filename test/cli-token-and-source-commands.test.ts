@@ -1,18 +1,13 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SMCD_BIN } from './helpers/process-server.ts';
 import { type TestServer, startTestServer, tempDir } from './helpers/server.ts';
+import { type Run, runProcess } from './helpers/run-process.ts';
 import { type Creds, callV1 } from './helpers/sign.ts';
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 const API_ERROR = (code: string) => new RegExp(`^${code.replace(/\./g, '\\.')}: .+ \\(RequestId [0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}\\)\\n$`);
 const UNKNOWN_KEY: Creds = { id: 'LTAI00000000000000000000', secret: '000000000000000000000000000000' };
@@ -36,15 +31,7 @@ describe('smcd token and smcd source, run as processes against a real server', (
   function smcd(args: string[], env: Record<string, string> = {}, dir = cwd): Promise<Run> {
     const base: NodeJS.ProcessEnv = {};
     for (const [k, v] of Object.entries(process.env)) if (!/^(SMCD_|ALIBABA_CLOUD_|NODE_TEST)/.test(k)) base[k] = v;
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [SMCD_BIN, ...args], { cwd: dir, env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (c) => (stdout += c));
-      child.stderr.on('data', (c) => (stderr += c));
-      child.once('error', reject);
-      child.once('close', (code) => resolve({ code, stdout, stderr }));
-    });
+    return runProcess(process.execPath, [SMCD_BIN, ...args], { cwd: dir, env: { ...base, ...env } });
   }
 
   /** The usual invocation: this server, root credentials from its data dir. */

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { type BrowserContext, type Page, chromium } from 'playwright-core';
 import { SMCD_BIN } from './helpers/process-server.ts';
 import { type TestServer, startTestServer, tempDir } from './helpers/server.ts';
+import { type Run, runProcess } from './helpers/run-process.ts';
 import { type Creds, callV1 } from './helpers/sign.ts';
 
 // Debian's Chromium: Playwright's own browser download cannot work on these machines.
@@ -29,23 +29,7 @@ const DOCS_SCREENSHOT = fileURLToPath(new URL('../docs/console.png', import.meta
 // CI installs chromium (.ci/run), so there a missing browser is a failure, not a skip.
 const skip = !existsSync(CHROMIUM) && !process.env.CI ? `no Chromium at ${CHROMIUM} (apt-get install -y chromium)` : false;
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => (stderr += c));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const run = (cmd: string, args: string[], env: NodeJS.ProcessEnv) => runProcess(cmd, args, { env });
 
 /**
  * Runs the agent command line exactly as the console shows it, with `smcd` being

@@ -26,6 +26,7 @@ import {
   StoreUnavailableError,
   type TokenQuery,
 } from '../store.ts';
+import { withTimeout } from '../../util/with-timeout.ts';
 import { CREATE_SCHEMA_MIGRATIONS, POSTGRES_MIGRATIONS } from './migrations.ts';
 
 type Row = Record<string, unknown>;
@@ -133,19 +134,7 @@ export function describePostgresUrl(url: string): string {
 }
 
 function beforeDeadline<T>(promise: Promise<T>, deadline: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new DeadlineExceeded()), Math.max(0, deadline - Date.now()));
-    promise.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (e) => {
-        clearTimeout(timer);
-        reject(e);
-      },
-    );
-  });
+  return withTimeout(promise, deadline - Date.now(), () => new DeadlineExceeded());
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
