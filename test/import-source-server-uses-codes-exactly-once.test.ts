@@ -81,12 +81,15 @@ describe('ImportSourceServer: one use per new machine, atomically, refused in th
     ]);
     assert.deepEqual(JSON.parse(src.SystemInfo), { hostname: 'web-01.example', cores: 4, memory: 8 });
     assert.equal(src.LastHeartbeatTime, ts());
+    assert.deepEqual([src.FirstImportTime, src.LastImportTime, src.FirstClientIp, src.LastClientIp], [ts(), ts(), '127.0.0.1', '127.0.0.1']);
     assert.ok(!JSON.stringify(src).includes(r.body.SourceKeySecret));
   });
 
   it('a re-import of the same machine keeps SourceId and SourceKeyId, uses no slot, and rotates the secret', async () => {
     const code = await newCode({ Count: '2' });
     const first = await importWith(code, { MachineId: 'again', Hostname: 'h1' });
+    const importedAt = ts();
+    clock.advance(5000);
     const second = await importWith(code, { MachineId: 'again', Hostname: 'h2' });
     assert.equal(second.status, 200);
     assert.equal(second.body.SourceId, first.body.SourceId);
@@ -96,6 +99,7 @@ describe('ImportSourceServer: one use per new machine, atomically, refused in th
     // The source's facts follow the machine; its name, once set, stays unless Name is sent.
     const updated = await source(first.body.SourceId);
     assert.deepEqual([updated.Hostname, updated.Name], ['h2', 'h1']);
+    assert.deepEqual([updated.FirstImportTime, updated.LastImportTime], [importedAt, ts()]);
     // The old secret stops working at once.
     const old = await callV1(s.url, { id: first.body.SourceKeyId, secret: first.body.SourceKeySecret }, 'ReportSourceServerHeartbeat', { SourceId: first.body.SourceId }, { timestamp: ts() });
     assert.equal(old.body.Code, 'SignatureDoesNotMatch');

@@ -133,6 +133,11 @@ function sourceView(s: SourceRecord, now: number, rate: number) {
     MachineId: s.machineId,
     Hostname: s.hostname,
     LastHeartbeatTime: formatTime(s.lastHeartbeatAt),
+    // Audit: when and from where the machine imported itself.
+    FirstImportTime: formatTime(s.firstImportAt),
+    LastImportTime: formatTime(s.lastImportAt),
+    FirstClientIp: s.firstClientIp,
+    LastClientIp: s.lastClientIp,
   };
 }
 
@@ -153,7 +158,7 @@ export const describeSourceServers: ActionDef = {
     'TotalCount',
     'PageNumber',
     'PageSize',
-    'SourceServers.SourceServer[]: SourceId, Name, Description, State, ErrorCode, Platform, Architecture, KernelLevel, AgentVersion, SystemDiskSize, DataDisks.DataDisk[] (Index, Path, Size), SystemInfo, HeartbeatRate, CreationTime, AccessTokenId, MachineId, Hostname, LastHeartbeatTime',
+    'SourceServers.SourceServer[]: SourceId, Name, Description, State, ErrorCode, Platform, Architecture, KernelLevel, AgentVersion, SystemDiskSize, DataDisks.DataDisk[] (Index, Path, Size), SystemInfo, HeartbeatRate, CreationTime, AccessTokenId, MachineId, Hostname, LastHeartbeatTime, FirstImportTime, LastImportTime, FirstClientIp, LastClientIp',
   ],
   async handler(ctx, p) {
     const rate = ctx.services.settings.heartbeatRateSeconds;
