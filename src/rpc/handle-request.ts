@@ -6,6 +6,7 @@ import { newRequestId } from '../crypto/ids.ts';
 import { StoreUnavailableError } from '../store/store.ts';
 import { clientAddress } from './client-address.ts';
 import { CredentialResolver } from './credentials.ts';
+import { earlyNonceStore } from './early-nonce.ts';
 import { AUTH_FAILURE_CODES, ApiError, errors } from './errors.ts';
 import { validateParams } from './params.ts';
 import { mergeParams, parseForm } from './parse-params.ts';
@@ -58,6 +59,7 @@ function toApiError(err: unknown, services: Services, requestId: string): ApiErr
 export function createRpcHandler(services: Services, throttle: FailureThrottle, limits = DEFAULT_LIMITS, trustedProxies?: BlockList) {
   const resolver = new CredentialResolver(services.store, services.box);
   const { metrics, log } = services;
+  const early = earlyNonceStore(services.store);
 
   function send(res: ServerResponse, status: number, format: Format, root: string, body: Record<string, unknown>, close: boolean) {
     const text = serialize(format, root, body);
@@ -119,7 +121,9 @@ export function createRpcHandler(services: Services, throttle: FailureThrottle, 
       if (!credential.active) throw errors.keyInactive();
       if (!claim.verify(credential.secret)) throw errors.signatureMismatch();
       // Only a proven signer can use up a nonce, so nobody can burn another client's nonces.
-      if (!(await services.store.useNonce(claim.keyId, claim.nonce, now, now + limits.nonceTtlMs))) throw errors.nonceUsed();
+      const expires = now + limits.nonceTtlMs;
+      const fresh = early ? early.claimNonce(claim.keyId, claim.nonce, now, expires) : await services.store.useNonce(claim.keyId, claim.nonce, now, expires);
+      if (!fresh) throw errors.nonceUsed();
       keyId = claim.keyId;
       const allowed =
         action.signedBy === credential.kind &&
@@ -135,11 +139,20 @@ export function createRpcHandler(services: Services, throttle: FailureThrottle, 
         services,
       };
       const result = await action.handler(ctx, validated);
+      // Nothing is answered before what it rests on (its nonce, what it read) is on disk.
+      const settled = early?.settled();
+      if (settled) await settled;
       send(res, 200, format, `${action.name}Response`, { RequestId: requestId, ...result }, false);
       metrics.requests.inc({ action: action.name, code: 'OK' });
       log.info({ requestId, action: action.name, status: 200, ms: +(performance.now() - started).toFixed(2), clientIp, keyId }, 'request');
     } catch (err) {
-      const apiError = toApiError(err, services, requestId);
+      let apiError = toApiError(err, services, requestId);
+      try {
+        const settled = early?.settled();
+        if (settled) await settled;
+      } catch (commitError) {
+        apiError = toApiError(commitError, services, requestId);
+      }
       if (AUTH_FAILURE_CODES.has(apiError.code)) throttle.recordFailure(clientIp, now);
       const errorBody = {
         RequestId: requestId,

@@ -77,11 +77,19 @@ function parseList(decl: Extract<ParamDecl, { type: 'list' }>, raw: Map<string, 
   return items;
 }
 
+/** `<Name>.N.Index|Path|Size`, compiled once per declared name. */
+const diskPatterns = new Map<string, RegExp>();
+
 function parseDisks(decl: Extract<ParamDecl, { type: 'disks' }>, raw: Map<string, string>): DataDiskParam[] | undefined {
   const byN = new Map<number, Partial<Record<'Index' | 'Path' | 'Size', string>>>();
-  const pattern = new RegExp(`^${decl.name}\\.([1-9]\\d{0,3})\\.(Index|Path|Size)$`);
+  const prefix = `${decl.name}.`;
   for (const [key, value] of raw) {
-    if (!key.startsWith(`${decl.name}.`)) continue;
+    if (!key.startsWith(prefix)) continue;
+    let pattern = diskPatterns.get(decl.name);
+    if (!pattern) {
+      pattern = new RegExp(`^${decl.name}\\.([1-9]\\d{0,3})\\.(Index|Path|Size)$`);
+      diskPatterns.set(decl.name, pattern);
+    }
     const m = pattern.exec(key);
     if (!m) throw errors.invalidParameter(decl.name, `items are ${decl.name}.N.Index, ${decl.name}.N.Path and ${decl.name}.N.Size.`);
     const n = Number(m[1]);

@@ -4,8 +4,12 @@
  * encodeURIComponent leaves !'()* alone; those are fixed up here.
  */
 export function percentEncode(value: string): string {
+  // Most names and values (ids, numbers, plain names) need no escaping at all.
+  if (UNRESERVED.test(value)) return value;
   return encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
+
+const UNRESERVED = /^[A-Za-z0-9_.~-]*$/;
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 

@@ -61,6 +61,8 @@ export class SqliteStore implements Store {
   readonly #statements = new Map<string, Database.Statement>();
   readonly #tx: Record<'begin' | 'commit' | 'rollback' | 'savepoint' | 'release' | 'rollbackTo', Database.Statement>;
   #batch?: OpenBatch;
+  /** Set for the rest of a turn whose transaction SQLite rolled back mid-way: settled() fails. */
+  #aborted?: { error: unknown };
   #closed = false;
   /** Sizes of the last group commits, for /metrics. */
   onBatch?: (size: number) => void;
@@ -123,33 +125,43 @@ export class SqliteStore implements Store {
     for (const done of batch.committed) done();
   }
 
-  /** Runs a write now, in the open transaction and its own savepoint. */
-  #execute<T>(run: () => T): { batch: OpenBatch; value: T } {
+  /**
+   * Runs a write now, in the open transaction and its own savepoint. A write of
+   * `oneStatement` needs no savepoint: SQLite undoes a failed statement by itself.
+   */
+  #execute<T>(run: () => T, oneStatement = false): { batch: OpenBatch; value: T } {
     if (this.#closed) throw new Error('the store is closed');
     const batch = this.#openBatch();
-    this.#tx.savepoint.run();
+    if (!oneStatement) this.#tx.savepoint.run();
     try {
       const value = run();
-      this.#tx.release.run();
+      if (!oneStatement) this.#tx.release.run();
       batch.size++;
       return { batch, value };
     } catch (err) {
       if (this.#db.inTransaction) {
-        this.#tx.rollbackTo.run();
-        this.#tx.release.run();
+        if (!oneStatement) {
+          this.#tx.rollbackTo.run();
+          this.#tx.release.run();
+        }
       } else if (this.#batch === batch) {
-        // SQLite rolled the whole transaction back (disk full, I/O error): every write in it is lost.
+        // SQLite rolled the whole transaction back (disk full, I/O error): every write in it
+        // is lost, also nonces already claimed, whose requests learn it from settled().
         this.#batch = undefined;
+        this.#aborted = { error: err };
+        setImmediate(() => {
+          this.#aborted = undefined;
+        });
         for (const fail of batch.failed) fail(err);
       }
       throw err;
     }
   }
 
-  #write<T>(run: () => T): Promise<T> {
+  #write<T>(run: () => T, oneStatement = false): Promise<T> {
     let executed: { batch: OpenBatch; value: T };
     try {
-      executed = this.#execute(run);
+      executed = this.#execute(run, oneStatement);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -165,6 +177,7 @@ export class SqliteStore implements Store {
    * pending); rejects when their transaction failed. Undefined when nothing is pending.
    */
   settled(): Promise<void> | undefined {
+    if (this.#aborted) return Promise.reject(this.#aborted.error);
     const batch = this.#batch;
     if (!batch) return undefined;
     return new Promise<void>((resolve, reject) => {
@@ -197,8 +210,14 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     if (this.#closed) return;
-    // Let the open transaction commit before closing.
-    while (this.#batch) await this.settled()?.catch(() => {});
+    // Let the open transaction commit (or fail) before closing.
+    while (this.#batch) {
+      const batch = this.#batch;
+      await new Promise<void>((resolve) => {
+        batch.committed.push(resolve);
+        batch.failed.push(() => resolve());
+      });
+    }
     this.#closed = true;
     this.#db.close();
   }
@@ -256,13 +275,21 @@ export class SqliteStore implements Store {
   }
 
   #recordNonce(keyId: string, nonce: string, now: number, expiresAt: number): boolean {
-    // An expired row for the same nonce is replaced, not counted as a replay.
-    this.#run('DELETE FROM nonces WHERE key_id = ? AND nonce = ? AND expires_at <= ?', keyId, nonce, now);
-    return this.#run('INSERT INTO nonces (key_id, nonce, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', keyId, nonce, expiresAt) > 0;
+    // One statement: a live row refuses; an expired row for the same nonce is taken over, not a replay.
+    return (
+      this.#run(
+        `INSERT INTO nonces (key_id, nonce, expires_at) VALUES (?, ?, ?)
+         ON CONFLICT (key_id, nonce) DO UPDATE SET expires_at = excluded.expires_at WHERE nonces.expires_at <= ?`,
+        keyId,
+        nonce,
+        expiresAt,
+        now,
+      ) > 0
+    );
   }
 
   useNonce(keyId: string, nonce: string, now: number, expiresAt: number): Promise<boolean> {
-    return this.#write(() => this.#recordNonce(keyId, nonce, now, expiresAt));
+    return this.#write(() => this.#recordNonce(keyId, nonce, now, expiresAt), true);
   }
 
   /**
@@ -271,7 +298,7 @@ export class SqliteStore implements Store {
    * request instead of two). The caller must await settled() before it answers.
    */
   claimNonce(keyId: string, nonce: string, now: number, expiresAt: number): boolean {
-    return this.#execute(() => this.#recordNonce(keyId, nonce, now, expiresAt)).value;
+    return this.#execute(() => this.#recordNonce(keyId, nonce, now, expiresAt), true).value;
   }
 
   purgeExpired(now: number): Promise<void> {
@@ -282,30 +309,34 @@ export class SqliteStore implements Store {
   }
 
   createAccessToken(token: AccessTokenRecord, idem?: IdempotencyKey): Promise<CreateTokenOutcome> {
+    if (!idem) {
+      return this.#write((): CreateTokenOutcome => {
+        this.#run(INSERT_ACCESS_TOKEN, ...accessTokenToRow(token));
+        return { outcome: 'created', token };
+      }, true);
+    }
     return this.#write((): CreateTokenOutcome => {
-      if (idem) {
-        const prior = this.#get(
-          'SELECT fingerprint, access_token_id FROM client_tokens WHERE owner_key_id = ? AND client_token = ? AND expires_at > ?',
-          idem.ownerKeyId,
-          idem.clientToken,
-          token.createdAt,
-        );
-        if (prior) {
-          return prior.fingerprint === idem.fingerprint
-            ? { outcome: 'replayed', tokenId: String(prior.access_token_id) }
-            : { outcome: 'mismatch' };
-        }
-        this.#run(
-          `INSERT INTO client_tokens (owner_key_id, client_token, fingerprint, access_token_id, expires_at) VALUES (?, ?, ?, ?, ?)
-           ON CONFLICT (owner_key_id, client_token) DO UPDATE SET fingerprint = excluded.fingerprint,
-           access_token_id = excluded.access_token_id, expires_at = excluded.expires_at`,
-          idem.ownerKeyId,
-          idem.clientToken,
-          idem.fingerprint,
-          token.id,
-          idem.expiresAt,
-        );
+      const prior = this.#get(
+        'SELECT fingerprint, access_token_id FROM client_tokens WHERE owner_key_id = ? AND client_token = ? AND expires_at > ?',
+        idem.ownerKeyId,
+        idem.clientToken,
+        token.createdAt,
+      );
+      if (prior) {
+        return prior.fingerprint === idem.fingerprint
+          ? { outcome: 'replayed', tokenId: String(prior.access_token_id) }
+          : { outcome: 'mismatch' };
       }
+      this.#run(
+        `INSERT INTO client_tokens (owner_key_id, client_token, fingerprint, access_token_id, expires_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (owner_key_id, client_token) DO UPDATE SET fingerprint = excluded.fingerprint,
+         access_token_id = excluded.access_token_id, expires_at = excluded.expires_at`,
+        idem.ownerKeyId,
+        idem.clientToken,
+        idem.fingerprint,
+        token.id,
+        idem.expiresAt,
+      );
       this.#run(INSERT_ACCESS_TOKEN, ...accessTokenToRow(token));
       return { outcome: 'created', token };
     });
@@ -318,7 +349,13 @@ export class SqliteStore implements Store {
 
   async listAccessTokens(q: TokenQuery): Promise<{ total: number; items: AccessTokenRecord[] }> {
     const where = tokenWhere(q);
-    const total = Number(this.#get(`SELECT COUNT(*) AS n FROM access_tokens ${where.sql}`, ...where.params)!.n);
+    // Unfiltered, the trigger-maintained counter answers in O(1); a filter counts its
+    // matches (ids and Name through their indexes; Status depends on the clock: a scan).
+    const total = Number(
+      where.sql === ''
+        ? this.#get('SELECT n FROM access_token_count WHERE one = 1')!.n
+        : this.#get(`SELECT COUNT(*) AS n FROM access_tokens ${where.sql}`, ...where.params)!.n,
+    );
     const items = this.#all(
       `SELECT * FROM access_tokens ${where.sql} ORDER BY seq DESC LIMIT ? OFFSET ?`,
       ...where.params,

@@ -1,0 +1,94 @@
+import { randomBytes } from 'node:crypto';
+import { BENCH_ROOT } from './processes.ts';
+import { type Call, type Creds, signedCall, signedForm } from './presign.ts';
+
+export type ScenarioName = 'create' | 'import' | 'list-1k' | 'list-1m';
+export const SCENARIOS: readonly ScenarioName[] = ['create', 'import', 'list-1k', 'list-1m'];
+
+/** Codes a scenario puts into the database before the server starts (not through the API). */
+export const SEED: Record<ScenarioName, number> = { create: 0, import: 0, 'list-1k': 1_000, 'list-1m': 1_000_000 };
+
+/** What smcd is asked, and what the baseline is sent instead (one request of the same shape). */
+export interface Workload {
+  /** Prepares and returns a maker for `count` distinct, signed requests (unique nonces). */
+  prepare(count: number): Promise<(i: number) => Call>;
+  sample(): Call;
+  /** Write scenarios also get the half-rate latency measurement. */
+  writes: boolean;
+}
+
+/** A signed call through the API, for set-up (codes for the import scenario). */
+export async function callApi(url: string, creds: Creds, action: string, params: Record<string, string>): Promise<any> {
+  const res = await fetch(`${url}/`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: signedForm(creds, 'POST', action, params),
+  });
+  const body = await res.json();
+  if (res.status !== 200) throw new Error(`${action} answered ${res.status}: ${JSON.stringify(body)}`);
+  return body;
+}
+
+const createParams = { Name: 'bench-wave', Description: 'benchmark', Count: '100', TimeToLiveInDays: '30' };
+
+/** What the agent sends about a typical Linux machine. */
+function importParams(machineId: string): Record<string, string> {
+  return {
+    MachineId: machineId,
+    Hostname: `web-${machineId.slice(-6)}`,
+    Platform: 'Debian GNU/Linux 12',
+    Architecture: 'x86_64',
+    KernelLevel: '6',
+    AgentVersion: 'smcd-agent/0.1.0',
+    SystemDiskSize: '40',
+    'DataDisk.1.Index': '1',
+    'DataDisk.1.Path': '/data',
+    'DataDisk.1.Size': '200',
+    SystemInfo: JSON.stringify({ hostname: `web-${machineId.slice(-6)}`, ipv4: ['10.0.3.17'], ipv6: [], cores: 4, memory: 8192 }),
+  };
+}
+
+/** Imports per activation code: its Count. Each import uses one slot (a new MachineId). */
+const CODE_COUNT = 1000;
+
+export function workload(name: ScenarioName, url: () => string): Workload {
+  switch (name) {
+    case 'create':
+      return {
+        writes: true,
+        sample: () => signedCall(BENCH_ROOT, 'POST', 'CreateAccessToken', createParams),
+        prepare: async () => () => signedCall(BENCH_ROOT, 'POST', 'CreateAccessToken', createParams),
+      };
+    case 'import': {
+      const run = randomBytes(4).toString('hex');
+      let machine = 0;
+      return {
+        writes: true,
+        sample: () => signedCall({ id: 'at-00000000000000000000', secret: 'x'.repeat(32) }, 'POST', 'ImportSourceServer', importParams(`m-${run}-000000`)),
+        async prepare(count) {
+          // Fresh codes for every batch of requests, used round-robin: many codes and
+          // many machines, as in a migration wave; no code runs out of slots.
+          const n = Math.ceil(count / CODE_COUNT) + 1;
+          const codes: Creds[] = [];
+          for (let i = 0; i < n; i += 16) {
+            const batch = await Promise.all(
+              Array.from({ length: Math.min(16, n - i) }, () =>
+                callApi(url(), BENCH_ROOT, 'CreateAccessToken', { Name: 'bench-import', Count: String(CODE_COUNT) }),
+              ),
+            );
+            for (const b of batch) codes.push({ id: b.AccessTokenId, secret: b.AccessTokenCode });
+          }
+          return (i) => signedCall(codes[i % n], 'POST', 'ImportSourceServer', importParams(`m-${run}-${String(++machine).padStart(6, '0')}`));
+        },
+      };
+    }
+    case 'list-1k':
+    case 'list-1m':
+      // The console's first page: newest first, default page size.
+      return {
+        writes: false,
+        sample: () => signedCall(BENCH_ROOT, 'GET', 'ListAccessTokens', {}),
+        prepare: async () => () => signedCall(BENCH_ROOT, 'GET', 'ListAccessTokens', {}),
+      };
+  }
+}
