@@ -232,6 +232,25 @@ for (const kind of STORE_KINDS) {
       assert.equal(total, 3);
     });
 
+    it('tokens: the unfiltered TotalCount stays exact through concurrent creates, replays and deletes', async () => {
+      const all = async () => (await store.listAccessTokens({ now: T0, offset: 0, limit: 1 })).total;
+      const counted = async () => (await store.listAccessTokens({ now: T0, offset: 0, limit: 1, status: 'activated' })).total +
+        (await store.listAccessTokens({ now: T0, offset: 0, limit: 1, status: 'unactivated' })).total +
+        (await store.listAccessTokens({ now: T0, offset: 0, limit: 1, status: 'expired' })).total;
+      const before = await all();
+      assert.equal(before, await counted(), 'the counter agrees with COUNT(*) before');
+      const plain = Array.from({ length: 30 }, () => token());
+      const idem = { ownerKeyId: unique('owner'), clientToken: unique('ct'), fingerprint: 'fp', expiresAt: T0 + DAY_MS };
+      await Promise.all([
+        ...plain.map((t) => store.createAccessToken(t)),
+        ...Array.from({ length: 5 }, () => store.createAccessToken(token(), idem)),
+      ]);
+      assert.equal(await all(), before + 31);
+      await Promise.all([...plain.slice(0, 10).map((t) => store.deleteAccessToken(t.id)), store.deleteAccessToken('at-doesnotexist')]);
+      assert.equal(await all(), before + 21);
+      assert.equal(await all(), await counted(), 'the counter agrees with COUNT(*) after');
+    });
+
     it('tokens: purge forgets expired ClientTokens', async () => {
       const idem = { ownerKeyId: unique('owner'), clientToken: unique('ct'), fingerprint: 'fp', expiresAt: T0 + 1_000 };
       assert.equal((await store.createAccessToken(token(), idem)).outcome, 'created');

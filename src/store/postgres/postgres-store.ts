@@ -27,7 +27,9 @@ import {
   type TokenQuery,
 } from '../store.ts';
 import { withTimeout } from '../../util/with-timeout.ts';
-import { CREATE_SCHEMA_MIGRATIONS, POSTGRES_MIGRATIONS } from './migrations.ts';
+import { COUNT_SHARDS, CREATE_SCHEMA_MIGRATIONS, POSTGRES_MIGRATIONS } from './migrations.ts';
+
+const countShard = () => Math.floor(Math.random() * COUNT_SHARDS);
 
 type Row = Record<string, unknown>;
 type Query = (sql: string, ...params: unknown[]) => Promise<pg.QueryResult<Row>>;
@@ -432,7 +434,13 @@ export class PostgresStore implements Store {
 
   async createAccessToken(token: AccessTokenRecord, idem?: IdempotencyKey): Promise<CreateTokenOutcome> {
     if (!idem) {
-      await this.#run(INSERT_ACCESS_TOKEN, ...accessTokenToRow(token));
+      // One statement: the code and its count move together.
+      await this.#run(
+        `WITH created AS (${INSERT_ACCESS_TOKEN} RETURNING 1)
+         UPDATE access_token_counts SET n = n + (SELECT COUNT(*) FROM created) WHERE shard = ?`,
+        ...accessTokenToRow(token),
+        countShard(),
+      );
       return { outcome: 'created', token };
     }
     return this.#op('tx', async (q): Promise<CreateTokenOutcome> => {
@@ -453,6 +461,7 @@ export class PostgresStore implements Store {
         );
         if (claimed.rowCount) {
           await q(INSERT_ACCESS_TOKEN, ...accessTokenToRow(token));
+          await q('UPDATE access_token_counts SET n = n + 1 WHERE shard = ?', countShard());
           return { outcome: 'created', token };
         }
         const prior = (
@@ -482,7 +491,12 @@ export class PostgresStore implements Store {
   async listAccessTokens(query: TokenQuery): Promise<{ total: number; items: AccessTokenRecord[] }> {
     const where = tokenWhere(query);
     return this.#op('read', async (q) => {
-      const total = Number((await q(`SELECT COUNT(*) AS n FROM access_tokens ${where.sql}`, ...where.params)).rows[0].n);
+      // Unfiltered, the counter shards answer; a filter counts its matches.
+      const total = Number(
+        where.sql === ''
+          ? (await q('SELECT COALESCE(SUM(n), 0) AS n FROM access_token_counts')).rows[0].n
+          : (await q(`SELECT COUNT(*) AS n FROM access_tokens ${where.sql}`, ...where.params)).rows[0].n,
+      );
       const rows = await q(
         `SELECT * FROM access_tokens ${where.sql} ORDER BY seq DESC LIMIT ? OFFSET ?`,
         ...where.params,
@@ -502,6 +516,7 @@ export class PostgresStore implements Store {
     return this.#op('tx', async (q) => {
       const deleted = (await q('DELETE FROM access_tokens WHERE id = ?', id)).rowCount ?? 0;
       await q('DELETE FROM token_uses WHERE access_token_id = ?', id);
+      if (deleted > 0) await q('UPDATE access_token_counts SET n = n - 1 WHERE shard = ?', countShard());
       return deleted > 0;
     });
   }
