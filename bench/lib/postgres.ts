@@ -2,7 +2,8 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import pg from 'pg';
+import type pg from 'pg';
+import { withAdmin } from '../../test/helpers/postgres.ts';
 
 export interface BenchDatabase {
   url: string;
@@ -10,16 +11,7 @@ export interface BenchDatabase {
   drop(): Promise<void>;
 }
 
-async function admin<T>(adminUrl: string, run: (c: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 5_000 });
-  client.on('error', () => {});
-  await client.connect();
-  try {
-    return await run(client);
-  } finally {
-    await client.end().catch(() => {});
-  }
-}
+const admin = <T>(adminUrl: string, run: (c: pg.Client) => Promise<T>): Promise<T> => withAdmin(run, adminUrl);
 
 /** Why PostgreSQL scenarios cannot run, or undefined when they can. */
 export async function postgresUnavailable(adminUrl: string): Promise<string | undefined> {
