@@ -1,4 +1,5 @@
-import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac } from 'node:crypto';
+import { randomBytesPooled } from './random-pool.ts';
 
 const VERSION = 'v2';
 
@@ -67,7 +68,7 @@ export class SecretBox {
   }
 
   seal(plaintext: string, recordId: string): string {
-    const iv = randomBytes(12);
+    const iv = randomBytesPooled(12);
     const cipher = createCipheriv('aes-256-gcm', this.#primary.key, iv);
     cipher.setAAD(Buffer.from(recordId));
     const ct = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
