@@ -13,6 +13,6 @@ export interface EarlyNonceStore {
 }
 
 export function earlyNonceStore(store: Store): EarlyNonceStore | undefined {
-  const s = store as Store & Partial<EarlyNonceStore>;
-  return typeof s.claimNonce === 'function' && typeof s.settled === 'function' ? (s as EarlyNonceStore) : undefined;
+  const { claimNonce, settled } = store;
+  return claimNonce && settled ? { claimNonce: claimNonce.bind(store), settled: settled.bind(store) } : undefined;
 }

@@ -161,6 +161,14 @@ export interface Store {
 
   /** Records a nonce; false when this key id used it before and it has not expired. */
   useNonce(keyId: string, nonce: string, now: number, expiresAt: number): Promise<boolean>;
+  /**
+   * Group-committing stores (SQLite) only: record a nonce inside the pending transaction,
+   * so the request's own write joins the same commit; the caller must await `settled()`
+   * before it answers (src/rpc/early-nonce.ts).
+   */
+  claimNonce?(keyId: string, nonce: string, now: number, expiresAt: number): boolean;
+  /** Resolves once everything written so far is on disk; undefined when nothing is pending. */
+  settled?(): Promise<void> | undefined;
   /** Forgets expired nonces and idempotency keys. */
   purgeExpired(now: number): Promise<void>;
 
