@@ -62,3 +62,17 @@ export function pageFooter(total: number, pageNumber: number, pageSize: number, 
 export function shellWord(s: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
+
+export interface PageResponse {
+  TotalCount: number;
+  PageNumber: number;
+  PageSize: number;
+}
+
+/** Prints one page of a list action: JSON as received, or a table with a paging footer. */
+export function renderPage<T>(output: 'table' | 'json', res: PageResponse, items: T[], columns: Column<T>[], noun: string): string {
+  if (output === 'json') return renderJson(res);
+  const footer = pageFooter(res.TotalCount, res.PageNumber, res.PageSize, noun);
+  if (items.length === 0) return res.TotalCount > 0 ? footer : `No ${noun}s.\n`;
+  return renderTable(columns, items) + footer;
+}

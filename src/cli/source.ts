@@ -10,7 +10,7 @@ import {
   reportingApiErrors,
   type Values,
 } from './api-options.ts';
-import { pageFooter, renderFields, renderJson, renderTable } from './output.ts';
+import { type Column, renderFields, renderJson, renderPage } from './output.ts';
 
 interface DataDisk {
   Index: number;
@@ -71,30 +71,17 @@ async function list(values: Values): Promise<number> {
   const { client, output } = apiContext(values);
   return reportingApiErrors(async () => {
     const res = await client.call<DescribeSourceServersResponse>('DescribeSourceServers', params);
-    if (output === 'json') {
-      process.stdout.write(renderJson(res));
-      return EXIT.ok;
-    }
-    const items = res.SourceServers.SourceServer;
-    if (items.length === 0) {
-      process.stdout.write(res.TotalCount > 0 ? pageFooter(res.TotalCount, res.PageNumber, res.PageSize, 'source server') : 'No source servers.\n');
-      return EXIT.ok;
-    }
-    process.stdout.write(
-      renderTable<SourceItem>(
-        [
-          { header: 'SOURCE ID', value: (s) => s.SourceId },
-          { header: 'NAME', value: (s) => s.Name || '-' },
-          { header: 'STATE', value: (s) => s.State },
-          { header: 'PLATFORM', value: (s) => s.Platform || '-' },
-          { header: 'ARCH', value: (s) => s.Architecture || '-' },
-          { header: 'DISKS', value: disksSummary },
-          { header: 'LAST HEARTBEAT', value: (s) => s.LastHeartbeatTime || '-' },
-          { header: 'ACCESS TOKEN ID', value: (s) => s.AccessTokenId || '-' },
-        ],
-        items,
-      ) + pageFooter(res.TotalCount, res.PageNumber, res.PageSize, 'source server'),
-    );
+    const columns: Column<SourceItem>[] = [
+      { header: 'SOURCE ID', value: (s) => s.SourceId },
+      { header: 'NAME', value: (s) => s.Name || '-' },
+      { header: 'STATE', value: (s) => s.State },
+      { header: 'PLATFORM', value: (s) => s.Platform || '-' },
+      { header: 'ARCH', value: (s) => s.Architecture || '-' },
+      { header: 'DISKS', value: disksSummary },
+      { header: 'LAST HEARTBEAT', value: (s) => s.LastHeartbeatTime || '-' },
+      { header: 'ACCESS TOKEN ID', value: (s) => s.AccessTokenId || '-' },
+    ];
+    process.stdout.write(renderPage(output, res, res.SourceServers.SourceServer, columns, 'source server'));
     return EXIT.ok;
   });
 }

@@ -1,6 +1,6 @@
 import { type Command, EXIT, UsageError } from './command.ts';
 import { apiContext, apiOptions, declaredValue, expectPositionals, onlyFlags, reportingApiErrors, type Values } from './api-options.ts';
-import { pageFooter, renderFields, renderJson, renderTable, shellWord } from './output.ts';
+import { type Column, renderFields, renderJson, renderPage, shellWord } from './output.ts';
 
 interface TokenItem {
   AccessTokenId: string;
@@ -83,30 +83,17 @@ async function list(values: Values): Promise<number> {
   const { client, output } = apiContext(values);
   return reportingApiErrors(async () => {
     const res = await client.call<ListAccessTokensResponse>('ListAccessTokens', params);
-    if (output === 'json') {
-      process.stdout.write(renderJson(res));
-      return EXIT.ok;
-    }
-    const items = res.AccessTokens.AccessToken;
-    if (items.length === 0) {
-      process.stdout.write(res.TotalCount > 0 ? pageFooter(res.TotalCount, res.PageNumber, res.PageSize, 'activation code') : 'No activation codes.\n');
-      return EXIT.ok;
-    }
-    process.stdout.write(
-      renderTable<TokenItem>(
-        [
-          { header: 'ACCESS TOKEN ID', value: (t) => t.AccessTokenId },
-          { header: 'NAME', value: (t) => t.Name || '-' },
-          { header: 'STATUS', value: (t) => t.Status },
-          { header: 'USED', value: (t) => `${t.RegisteredCount}/${t.Count}` },
-          { header: 'REMAINING', value: (t) => String(Math.max(0, Number(t.Count) - Number(t.RegisteredCount))) },
-          { header: 'CREATED', value: (t) => t.CreationTime },
-          { header: 'EXPIRES', value: (t) => t.ExpirationTime },
-          { header: 'ADDRESS RANGE', value: (t) => t.IpAddressRange || 'any' },
-        ],
-        items,
-      ) + pageFooter(res.TotalCount, res.PageNumber, res.PageSize, 'activation code'),
-    );
+    const columns: Column<TokenItem>[] = [
+      { header: 'ACCESS TOKEN ID', value: (t) => t.AccessTokenId },
+      { header: 'NAME', value: (t) => t.Name || '-' },
+      { header: 'STATUS', value: (t) => t.Status },
+      { header: 'USED', value: (t) => `${t.RegisteredCount}/${t.Count}` },
+      { header: 'REMAINING', value: (t) => String(Math.max(0, Number(t.Count) - Number(t.RegisteredCount))) },
+      { header: 'CREATED', value: (t) => t.CreationTime },
+      { header: 'EXPIRES', value: (t) => t.ExpirationTime },
+      { header: 'ADDRESS RANGE', value: (t) => t.IpAddressRange || 'any' },
+    ];
+    process.stdout.write(renderPage(output, res, res.AccessTokens.AccessToken, columns, 'activation code'));
     return EXIT.ok;
   });
 }
