@@ -3,7 +3,8 @@ import type { AddressInfo, BlockList, Socket } from 'node:net';
 import { isIP } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import type { Services, ServiceSettings } from './actions/types.ts';
+import { bindActions } from './actions/index.ts';
+import type { ServiceSettings, Services } from './actions/define.ts';
 import { newRequestId } from './crypto/ids.ts';
 import type { SecretBox } from './crypto/secret-box.ts';
 import { addressGroup, normaliseClientIp } from './domain/ip-range.ts';
@@ -11,6 +12,7 @@ import type { Clock } from './domain/time.ts';
 import { createMetrics } from './metrics.ts';
 import { parseTrustedProxies } from './rpc/client-address.ts';
 import { type ApiError, errors } from './rpc/errors.ts';
+import { CredentialResolver } from './rpc/credentials.ts';
 import { DEFAULT_LIMITS, type RpcLimits, createRpcHandler } from './rpc/handle-request.ts';
 import { HOST_ID } from './rpc/serialize.ts';
 import { AuthThrottle } from './rpc/throttle.ts';
@@ -106,14 +108,24 @@ export class SmcdServer {
   constructor(readonly options: ServerOptions) {
     const metrics = createMetrics();
     this.services = { store: options.store, box: options.box, clock: options.clock, settings: options.settings, log: options.log, metrics };
-    options.store.onBatch = (n) => metrics.batchSize.observe(n);
+    options.store.observe({ groupCommit: (n) => metrics.batchSize.observe(n) });
     const throttle = new AuthThrottle({
       addressLimit: options.authFailureLimit ?? 100,
       keyLimit: options.keyFailureLimit ?? 1000,
       windowMs: options.authFailureWindowMs ?? 60_000,
     });
     const trusted = options.trustProxy ? parseTrustedProxies(options.trustProxy) : undefined;
-    const rpc = createRpcHandler(this.services, throttle, { ...DEFAULT_LIMITS, ...options.limits }, trusted);
+    const rpc = createRpcHandler({
+      actions: bindActions(this.services),
+      credentials: new CredentialResolver(options.store, options.box),
+      store: options.store,
+      throttle,
+      clock: options.clock,
+      log: options.log,
+      metrics,
+      limits: { ...DEFAULT_LIMITS, ...options.limits },
+      trustedProxies: trusted,
+    });
     this.#console = loadStaticFiles(options.consoleDir ?? CONSOLE_DIR);
     this.#agentScript = loadStaticFiles(AGENT_DIR).get('smcd-agent.sh');
     this.http = createServer(

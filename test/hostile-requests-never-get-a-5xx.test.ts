@@ -80,9 +80,9 @@ function buildRequest(r: ReturnType<typeof prng>, root: { id: string; secret: st
   // Garbage parameters under a valid signature, for a random action.
   const action = r.pick(ACTIONS);
   const params: Record<string, string> = {};
-  for (const decl of action.params) {
+  for (const [declared, decl] of Object.entries(action.params)) {
     if (r.next() < 0.6) continue;
-    const name = decl.type === 'list' ? `${decl.name}.${r.pick(['1', '0', 'x', '99999'])}` : decl.type === 'disks' ? `${decl.name}.${r.int(3)}.${r.pick(['Index', 'Path', 'Size', 'Zzz'])}` : decl.name;
+    const name = decl.kind === 'list' ? `${declared}.${r.pick(['1', '0', 'x', '99999'])}` : decl.kind === 'disks' ? `${declared}.${r.int(3)}.${r.pick(['Index', 'Path', 'Size', 'Zzz'])}` : declared;
     params[name] = garbageValue(r);
   }
   if (r.next() < 0.2) params[junk(r, 6) || 'Extra'] = garbageValue(r);

@@ -1,13 +1,14 @@
 import { createHash } from 'node:crypto';
 import { newAccessTokenCode, newAccessTokenId } from '../crypto/ids.ts';
-import { tokenStatus } from '../domain/access-token.ts';
+import { type AccessTokenRecord, tokenStatus } from '../domain/access-token.ts';
 import { normaliseIpRange } from '../domain/ip-range.ts';
-import { descriptionRule, nameRule } from '../domain/text-rules.ts';
+import type { TextRule } from '../domain/text-rules.ts';
 import { DAY_MS, formatTime } from '../domain/time.ts';
 import { errors } from '../rpc/errors.ts';
-import type { ParamDecl, TextRule } from '../rpc/params.ts';
-import type { AccessTokenRecord, TokenStatus } from '../store/store.ts';
-import type { ActionDef } from './types.ts';
+import { integer, list, oneOf, text } from '../rpc/params.ts';
+import { obj, str, wrapped } from '../rpc/shapes.ts';
+import { descriptionParam, nameParam, pageFields, pageNumber, pageOf, pageSize } from './common.ts';
+import { defineAction } from './define.ts';
 
 const CLIENT_TOKEN_TTL_MS = DAY_MS;
 
@@ -19,37 +20,23 @@ const ipRangeRule: TextRule = {
   },
 };
 
-export const pageNumberParam: ParamDecl = {
-  name: 'PageNumber',
-  type: 'integer',
-  min: 1,
-  max: 1_000_000,
-  default: 1,
-  doc: 'Page to return, from 1.',
-};
+const tokenIdParam = text({ required: true, max: 64, doc: 'The activation code id.' });
 
-export const pageSizeParam = (defaultSize: number): ParamDecl => ({
-  name: 'PageSize',
-  type: 'integer',
-  min: 1,
-  max: 50,
-  default: defaultSize,
-  doc: `Entries per page, 1-50 (default ${defaultSize}).`,
+/** An AccessToken item of ListAccessTokens: every field a string, as SMC returns it. */
+const tokenItem = obj({
+  AccessTokenId: str(),
+  Name: str(),
+  Description: str(),
+  Count: str('Maximum number of imports.'),
+  RegisteredCount: str('Imports used.'),
+  TimeToLiveInDays: str(),
+  CreationTime: str(),
+  ExpirationTime: str('smcd: CreationTime + TimeToLiveInDays.'),
+  Status: str('activated | unactivated | expired.'),
+  IpAddressRange: str('smcd: addresses/CIDRs allowed to import; empty for any.'),
 });
-
-export const nameParam = (doc: string): ParamDecl => ({ name: 'Name', type: 'string', min: 2, max: 128, rule: nameRule, doc });
-export const descriptionParam = (doc: string): ParamDecl => ({
-  name: 'Description',
-  type: 'string',
-  max: 256,
-  rule: descriptionRule,
-  doc,
-});
-
-const tokenIdParam: ParamDecl = { name: 'AccessTokenId', type: 'string', required: true, max: 64, doc: 'The activation code id.' };
 
 function tokenView(t: AccessTokenRecord, now: number) {
-  // SMC returns every field of an AccessToken item as a string.
   return {
     AccessTokenId: t.id,
     Name: t.name,
@@ -64,47 +51,49 @@ function tokenView(t: AccessTokenRecord, now: number) {
   };
 }
 
-export const createAccessToken: ActionDef = {
+export const createAccessToken = defineAction({
   name: 'CreateAccessToken',
   origin: 'SMC',
   summary: 'Creates an activation code. The code is returned only in this response.',
   signedBy: 'access-key',
-  params: [
-    nameParam('2-128 characters; starts with a letter (any script); letters, digits, ".", ":", "_", "-".'),
-    descriptionParam('0-256 characters, not starting with http:// or https://.'),
-    { name: 'Count', type: 'integer', min: 1, max: 1000, default: 100, doc: 'Maximum number of imports, 1-1000 (default 100).' },
-    { name: 'TimeToLiveInDays', type: 'integer', min: 1, max: 90, default: 30, doc: 'Lifetime in days, 1-90 (default 30).' },
-    { name: 'IpAddressRange', type: 'string', max: 4096, rule: ipRangeRule, doc: 'smcd: addresses/CIDRs allowed to import, comma-separated.' },
-    { name: 'ClientToken', type: 'string', min: 1, max: 64, doc: 'smcd: idempotency key, honoured for 24 hours per access key.' },
-  ],
-  response: ['AccessTokenId', 'AccessTokenCode'],
+  params: {
+    Name: nameParam('2-128 characters; starts with a letter (any script); letters, digits, ".", ":", "_", "-".'),
+    Description: descriptionParam('0-256 characters, not starting with http:// or https://.'),
+    Count: integer({ min: 1, max: 1000, default: 100, doc: 'Maximum number of imports, 1-1000 (default 100).' }),
+    TimeToLiveInDays: integer({ min: 1, max: 90, default: 30, flag: 'ttl-days', doc: 'Lifetime in days, 1-90 (default 30).' }),
+    IpAddressRange: text({ max: 4096, rule: ipRangeRule, flag: 'ip-range', doc: 'smcd: addresses/CIDRs allowed to import, comma-separated.' }),
+    ClientToken: text({ min: 1, max: 64, doc: 'smcd: idempotency key, honoured for 24 hours per access key.' }),
+  },
+  response: obj({
+    AccessTokenId: str('The code id, at- and 20 of [a-z0-9].'),
+    AccessTokenCode: str('The code: 32 of [A-Za-z0-9], returned only here, only once (empty on a ClientToken replay).'),
+  }),
   async handler(ctx, p) {
     const { store, box, log, metrics } = ctx.services;
     const id = newAccessTokenId();
     const code = newAccessTokenCode();
-    const ttl = p.TimeToLiveInDays as number;
-    const ipRange = p.IpAddressRange === undefined ? '' : (normaliseIpRange(p.IpAddressRange as string) as { value: string }).value;
+    const range = p.IpAddressRange === undefined ? undefined : normaliseIpRange(p.IpAddressRange);
+    const ipRange = range && 'value' in range ? range.value : '';
     const token: AccessTokenRecord = {
       id,
       codeSealed: box.seal(code, id),
-      name: (p.Name as string | undefined) ?? '',
-      description: (p.Description as string | undefined) ?? '',
-      count: p.Count as number,
+      name: p.Name ?? '',
+      description: p.Description ?? '',
+      count: p.Count,
       registeredCount: 0,
-      timeToLiveInDays: ttl,
+      timeToLiveInDays: p.TimeToLiveInDays,
       createdAt: ctx.now,
-      expiresAt: ctx.now + ttl * DAY_MS,
+      expiresAt: ctx.now + p.TimeToLiveInDays * DAY_MS,
       disabled: false,
       ipAddressRange: ipRange,
       createdBy: ctx.caller.keyId,
     };
-    const clientToken = p.ClientToken as string | undefined;
-    const idempotency = clientToken
+    const idempotency = p.ClientToken
       ? {
           ownerKeyId: ctx.caller.keyId,
-          clientToken,
+          clientToken: p.ClientToken,
           fingerprint: createHash('sha256')
-            .update(JSON.stringify([token.name, token.description, token.count, ttl, ipRange]))
+            .update(JSON.stringify([token.name, token.description, token.count, token.timeToLiveInDays, ipRange]))
             .digest('base64url'),
           expiresAt: ctx.now + CLIENT_TOKEN_TTL_MS,
         }
@@ -113,73 +102,68 @@ export const createAccessToken: ActionDef = {
     if (result.outcome === 'mismatch') throw errors.idempotentMismatch();
     if (result.outcome === 'replayed') return { AccessTokenId: result.tokenId, AccessTokenCode: '' };
     metrics.tokensCreated.inc();
-    log.info({ audit: 'CreateAccessToken', requestId: ctx.requestId, keyId: ctx.caller.keyId, accessTokenId: id, count: token.count, ttlDays: ttl }, 'activation code created');
+    log.info(
+      { audit: 'CreateAccessToken', requestId: ctx.requestId, keyId: ctx.caller.keyId, accessTokenId: id, count: token.count, ttlDays: token.timeToLiveInDays },
+      'activation code created',
+    );
     return { AccessTokenId: id, AccessTokenCode: code };
   },
-};
+});
 
-export const listAccessTokens: ActionDef = {
+export const listAccessTokens = defineAction({
   name: 'ListAccessTokens',
   origin: 'SMC',
   summary: 'Lists activation codes, newest first. Never returns the code itself.',
   signedBy: 'access-key',
-  params: [
-    { name: 'AccessTokenId', type: 'list', maxItems: 50, itemMax: 64, doc: 'AccessTokenId.N: only these codes.' },
-    { name: 'Name', type: 'string', max: 128, doc: 'Exact name.' },
-    { name: 'Status', type: 'enum', values: ['activated', 'unactivated', 'expired'], doc: 'activated | unactivated | expired.' },
-    pageNumberParam,
-    pageSizeParam(20),
-  ],
-  response: [
-    'TotalCount',
-    'PageNumber',
-    'PageSize',
-    'AccessTokens.AccessToken[]: AccessTokenId, Name, Description, Count, RegisteredCount, TimeToLiveInDays, CreationTime, ExpirationTime, Status, IpAddressRange',
-  ],
+  params: {
+    AccessTokenId: list({ maxItems: 50, itemMax: 64, flag: 'id', doc: 'AccessTokenId.N: only these codes.' }),
+    Name: text({ max: 128, doc: 'Exact name.' }),
+    Status: oneOf(['activated', 'unactivated', 'expired'], { doc: 'activated | unactivated | expired.' }),
+    PageNumber: pageNumber,
+    PageSize: pageSize(20),
+  },
+  response: obj({ ...pageFields, ...wrapped('AccessTokens', 'AccessToken', tokenItem).fields }),
   async handler(ctx, p) {
-    const pageNumber = p.PageNumber as number;
-    const pageSize = p.PageSize as number;
     const { total, items } = await ctx.services.store.listAccessTokens({
-      ids: p.AccessTokenId as string[] | undefined,
-      name: (p.Name as string | undefined) || undefined,
-      status: p.Status as TokenStatus | undefined,
+      ids: p.AccessTokenId,
+      name: p.Name || undefined,
+      status: p.Status,
       now: ctx.now,
-      offset: (pageNumber - 1) * pageSize,
-      limit: pageSize,
+      ...pageOf(p),
     });
     return {
       TotalCount: total,
-      PageNumber: pageNumber,
-      PageSize: pageSize,
+      PageNumber: p.PageNumber,
+      PageSize: p.PageSize,
       AccessTokens: { AccessToken: items.map((t) => tokenView(t, ctx.now)) },
     };
   },
-};
+});
 
-export const disableAccessToken: ActionDef = {
+export const disableAccessToken = defineAction({
   name: 'DisableAccessToken',
   origin: 'SMC',
   summary: 'Disables an activation code: it imports nothing more; imported sources stay.',
   signedBy: 'access-key',
-  params: [tokenIdParam],
-  response: [],
+  params: { AccessTokenId: tokenIdParam },
+  response: obj({}),
   async handler(ctx, p) {
-    if (!(await ctx.services.store.disableAccessToken(p.AccessTokenId as string))) throw errors.accessTokenNotFound();
+    if (!(await ctx.services.store.disableAccessToken(p.AccessTokenId))) throw errors.accessTokenNotFound();
     ctx.services.log.info({ audit: 'DisableAccessToken', requestId: ctx.requestId, keyId: ctx.caller.keyId, accessTokenId: p.AccessTokenId }, 'activation code disabled');
     return {};
   },
-};
+});
 
-export const deleteAccessToken: ActionDef = {
+export const deleteAccessToken = defineAction({
   name: 'DeleteAccessToken',
   origin: 'SMC',
   summary: 'Deletes an activation code. Its sources stay and keep its AccessTokenId.',
   signedBy: 'access-key',
-  params: [tokenIdParam],
-  response: [],
+  params: { AccessTokenId: tokenIdParam },
+  response: obj({}),
   async handler(ctx, p) {
-    if (!(await ctx.services.store.deleteAccessToken(p.AccessTokenId as string))) throw errors.accessTokenNotFound();
+    if (!(await ctx.services.store.deleteAccessToken(p.AccessTokenId))) throw errors.accessTokenNotFound();
     ctx.services.log.info({ audit: 'DeleteAccessToken', requestId: ctx.requestId, keyId: ctx.caller.keyId, accessTokenId: p.AccessTokenId }, 'activation code deleted');
     return {};
   },
-};
+});

@@ -1,23 +1,18 @@
 import { newSourceId, newSourceKeyId, newSourceKeySecret } from '../crypto/ids.ts';
 import { isValidSourceProof } from '../crypto/source-proof.ts';
-import { importRefusal } from '../domain/access-token.ts';
-import { onlineSince, sourceState } from '../domain/source-server.ts';
+import { type ImportRefusal, importRefusal } from '../domain/access-token.ts';
+import { type SourceRecord, onlineSince, sourceState } from '../domain/source-server.ts';
 import { formatTime } from '../domain/time.ts';
-import { errors } from '../rpc/errors.ts';
-import type { DataDiskParam, ParamDecl } from '../rpc/params.ts';
-import type { ImportRefusal, SourceRecord } from '../store/store.ts';
-import { descriptionParam, nameParam, pageNumberParam, pageSizeParam } from './access-tokens.ts';
-import type { ActionDef } from './types.ts';
+import { type ApiError, errors } from '../rpc/errors.ts';
+import { disks, integer, jsonObject, list, oneOf, text } from '../rpc/params.ts';
+import { int, obj, str, wrapped } from '../rpc/shapes.ts';
+import { descriptionParam, nameParam, pageFields, pageNumber, pageOf, pageSize } from './common.ts';
+import { defineAction } from './define.ts';
 
-const sourceIdParam: ParamDecl = { name: 'SourceId', type: 'string', required: true, max: 64, doc: 'The source server id.' };
-const systemInfoParam: ParamDecl = {
-  name: 'SystemInfo',
-  type: 'json-object',
-  maxBytes: 1024,
-  doc: 'JSON object, at most 1 KiB: hostname, ipv4, ipv6, cores, memory, ...',
-};
+const sourceIdParam = text({ required: true, max: 64, doc: 'The source server id.' });
+const systemInfoParam = jsonObject({ maxBytes: 1024, doc: 'JSON object, at most 1 KiB: hostname, ipv4, ipv6, cores, memory, ...' });
 
-function refusalError(reason: ImportRefusal, clientIp: string, sourceId = ''): Error {
+function refusalError(reason: ImportRefusal, clientIp: string, sourceId = ''): ApiError {
   switch (reason) {
     case 'disabled':
       return errors.tokenDisabled();
@@ -34,59 +29,58 @@ function refusalError(reason: ImportRefusal, clientIp: string, sourceId = ''): E
   }
 }
 
-export const importSourceServer: ActionDef = {
+export const importSourceServer = defineAction({
   name: 'ImportSourceServer',
   origin: 'smcd',
   summary: 'Imports a migration source, signed with an activation code; each new MachineId uses one of its imports.',
   signedBy: 'access-token',
-  params: [
-    { name: 'MachineId', type: 'string', required: true, min: 1, max: 128, doc: 'Stable identifier of the machine.' },
-    nameParam('Source name (default: Hostname).'),
-    descriptionParam('Source description.'),
-    { name: 'Hostname', type: 'string', max: 255, doc: 'Host name.' },
-    { name: 'Platform', type: 'string', max: 128, doc: 'Operating system, e.g. "Debian GNU/Linux 12".' },
-    { name: 'Architecture', type: 'string', max: 32, doc: 'x86_64, arm64, i386 or what the machine reports.' },
-    { name: 'KernelLevel', type: 'integer', min: 0, max: 1000, doc: 'Kernel major version.' },
-    { name: 'AgentVersion', type: 'string', max: 64, doc: 'Version of the importing agent.' },
-    { name: 'SystemDiskSize', type: 'integer', min: 0, max: 1_048_576, doc: 'System disk size in GiB.' },
-    { name: 'DataDisk', type: 'disks', maxItems: 64, doc: 'DataDisk.N.Index, DataDisk.N.Path, DataDisk.N.Size (GiB).' },
-    systemInfoParam,
-    { name: 'SourceKeyId', type: 'string', max: 64, doc: "smcd: the key id of this machine's source, to prove ownership on a re-import." },
-    {
-      name: 'SourceProof',
-      type: 'string',
+  params: {
+    MachineId: text({ required: true, min: 1, max: 128, doc: 'Stable identifier of the machine.' }),
+    Name: nameParam('Source name (default: Hostname).'),
+    Description: descriptionParam('Source description.'),
+    Hostname: text({ max: 255, doc: 'Host name.' }),
+    Platform: text({ max: 128, doc: 'Operating system, e.g. "Debian GNU/Linux 12".' }),
+    Architecture: text({ max: 32, doc: 'x86_64, arm64, i386 or what the machine reports.' }),
+    KernelLevel: integer({ min: 0, max: 1000, doc: 'Kernel major version.' }),
+    AgentVersion: text({ max: 64, doc: 'Version of the importing agent.' }),
+    SystemDiskSize: integer({ min: 0, max: 1_048_576, doc: 'System disk size in GiB.' }),
+    DataDisk: disks({ maxItems: 64, doc: 'DataDisk.N.Index, DataDisk.N.Path, DataDisk.N.Size (GiB).' }),
+    SystemInfo: systemInfoParam,
+    SourceKeyId: text({ max: 64, doc: "smcd: the key id of this machine's source, to prove ownership on a re-import." }),
+    SourceProof: text({
       max: 64,
       doc: 'smcd: lowercase hex HMAC-SHA256(source key secret, MachineId + "\\n" + SignatureNonce); required to re-import a MachineId that has a source.',
-    },
-  ],
-  response: ['SourceId', 'SourceKeyId', 'SourceKeySecret', 'HeartbeatRate'],
+    }),
+  },
+  response: obj({
+    SourceId: str('s- and 20 of [a-z0-9]; the same on every re-import.'),
+    SourceKeyId: str('sk- and 20 of [a-z0-9]: signs the heartbeats of this source.'),
+    SourceKeySecret: str('Returned only here; a re-import issues a new one and the old stops working.'),
+    HeartbeatRate: int('Seconds between heartbeats.'),
+  }),
   async handler(ctx, p) {
     const { store, box, log, metrics, settings } = ctx.services;
     const secret = newSourceKeySecret();
-    const hostname = (p.Hostname as string | undefined) ?? '';
-    const machineId = p.MachineId as string;
-    const proofKeyId = p.SourceKeyId as string | undefined;
-    const proof = p.SourceProof as string | undefined;
     const result = await store.importSource({
       tokenId: ctx.caller.keyId,
-      machineId,
+      machineId: p.MachineId,
       now: ctx.now,
       clientIp: ctx.clientIp,
       refusal: (token) => importRefusal(token, ctx.now, ctx.clientIp),
       ownsSource: (source) =>
-        proof !== undefined &&
-        proofKeyId === source.keyId &&
-        isValidSourceProof(proof, box.open(source.keySealed, source.keyId), machineId, ctx.signatureNonce),
+        p.SourceProof !== undefined &&
+        p.SourceKeyId === source.keyId &&
+        isValidSourceProof(p.SourceProof, box.open(source.keySealed, source.keyId), p.MachineId, ctx.signatureNonce),
       fields: {
-        name: (p.Name as string | undefined) ?? null,
-        description: (p.Description as string | undefined) ?? null,
-        hostname,
-        platform: (p.Platform as string | undefined) ?? '',
-        architecture: (p.Architecture as string | undefined) ?? '',
-        kernelLevel: (p.KernelLevel as number | undefined) ?? null,
-        agentVersion: (p.AgentVersion as string | undefined) ?? '',
-        systemDiskSize: (p.SystemDiskSize as number | undefined) ?? null,
-        dataDisks: (p.DataDisk as DataDiskParam[] | undefined) ?? [],
+        name: p.Name ?? null,
+        description: p.Description ?? null,
+        hostname: p.Hostname ?? '',
+        platform: p.Platform ?? '',
+        architecture: p.Architecture ?? '',
+        kernelLevel: p.KernelLevel ?? null,
+        agentVersion: p.AgentVersion ?? '',
+        systemDiskSize: p.SystemDiskSize ?? null,
+        dataDisks: p.DataDisk ?? [],
         systemInfo: JSON.stringify(p.SystemInfo ?? {}),
       },
       newSourceId: newSourceId(),
@@ -103,41 +97,69 @@ export const importSourceServer: ActionDef = {
     }
     metrics.imports.inc({ slot: result.usedSlot ? 'used' : 'reimport' });
     log.info(
-      { audit: 'ImportSourceServer', requestId: ctx.requestId, accessTokenId: ctx.caller.keyId, sourceId: result.sourceId, clientIp: ctx.clientIp, usedSlot: result.usedSlot, created: result.created },
+      {
+        audit: 'ImportSourceServer',
+        requestId: ctx.requestId,
+        accessTokenId: ctx.caller.keyId,
+        sourceId: result.sourceId,
+        clientIp: ctx.clientIp,
+        usedSlot: result.usedSlot,
+        created: result.created,
+      },
       'source imported',
     );
-    return {
-      SourceId: result.sourceId,
-      SourceKeyId: result.keyId,
-      SourceKeySecret: secret,
-      HeartbeatRate: settings.heartbeatRateSeconds,
-    };
+    return { SourceId: result.sourceId, SourceKeyId: result.keyId, SourceKeySecret: secret, HeartbeatRate: settings.heartbeatRateSeconds };
   },
-};
+});
 
-export const reportSourceServerHeartbeat: ActionDef = {
+export const reportSourceServerHeartbeat = defineAction({
   name: 'ReportSourceServerHeartbeat',
   origin: 'smcd',
   summary: "Reports that a source is alive, signed with that source's key.",
   signedBy: 'source-key',
-  params: [
-    sourceIdParam,
-    systemInfoParam,
-    { name: 'StatusInfo', type: 'string', max: 1024, doc: 'Free-form status text, at most 1024 characters.' },
-  ],
-  response: ['HeartbeatRate'],
+  params: {
+    SourceId: sourceIdParam,
+    SystemInfo: systemInfoParam,
+    StatusInfo: text({ max: 1024, doc: 'Free-form status text, at most 1024 characters.' }),
+  },
+  response: obj({ HeartbeatRate: int('Seconds until the next heartbeat is due.') }),
   async handler(ctx, p) {
     const { store, settings } = ctx.services;
-    const sourceId = p.SourceId as string;
-    if (sourceId !== ctx.caller.sourceId) {
-      if (!(await store.getSource(sourceId))) throw errors.sourceNotFound();
+    if (p.SourceId !== ctx.caller.sourceId) {
+      if (!(await store.getSource(p.SourceId))) throw errors.sourceNotFound();
       throw errors.forbidden('ReportSourceServerHeartbeat on another source');
     }
     const systemInfo = p.SystemInfo === undefined ? undefined : JSON.stringify(p.SystemInfo);
-    if (!(await store.recordHeartbeat(sourceId, ctx.now, systemInfo, p.StatusInfo as string | undefined))) throw errors.sourceNotFound();
+    if (!(await store.recordHeartbeat(p.SourceId, ctx.now, systemInfo, p.StatusInfo))) throw errors.sourceNotFound();
     return { HeartbeatRate: settings.heartbeatRateSeconds };
   },
-};
+});
+
+/** A SourceServer item of DescribeSourceServers: integers where SMC has integers, the rest strings. */
+const sourceItem = obj({
+  SourceId: str(),
+  Name: str(),
+  Description: str(),
+  State: str('Available | Unavailable (3 missed heartbeats).'),
+  ErrorCode: str('SourceServer.Offline when Unavailable, else empty.'),
+  Platform: str(),
+  Architecture: str(),
+  KernelLevel: int(),
+  AgentVersion: str(),
+  SystemDiskSize: int('GiB.'),
+  ...wrapped('DataDisks', 'DataDisk', obj({ Index: int(), Path: str(), Size: int('GiB.') })).fields,
+  SystemInfo: str('JSON object text.'),
+  HeartbeatRate: int(),
+  CreationTime: str(),
+  AccessTokenId: str('smcd: the code it was last imported with.'),
+  MachineId: str('smcd.'),
+  Hostname: str('smcd.'),
+  LastHeartbeatTime: str('smcd.'),
+  FirstImportTime: str('smcd: audit.'),
+  LastImportTime: str('smcd: audit.'),
+  FirstClientIp: str('smcd: audit.'),
+  LastClientIp: str('smcd: audit.'),
+});
 
 function sourceView(s: SourceRecord, now: number, rate: number) {
   const { state, errorCode } = sourceState(s.lastHeartbeatAt, now, rate);
@@ -168,72 +190,63 @@ function sourceView(s: SourceRecord, now: number, rate: number) {
   };
 }
 
-export const describeSourceServers: ActionDef = {
+export const describeSourceServers = defineAction({
   name: 'DescribeSourceServers',
   origin: 'SMC',
   summary: 'Lists migration sources, newest first.',
   signedBy: 'access-key',
-  params: [
-    { name: 'SourceId', type: 'list', maxItems: 50, itemMax: 64, doc: 'SourceId.N: only these sources.' },
-    { name: 'Name', type: 'string', max: 128, doc: 'Exact name.' },
-    { name: 'State', type: 'enum', values: ['Available', 'Unavailable'], doc: 'Available | Unavailable.' },
-    { name: 'AccessTokenId', type: 'string', max: 64, doc: 'smcd: sources imported with this code.' },
-    pageNumberParam,
-    pageSizeParam(10),
-  ],
-  response: [
-    'TotalCount',
-    'PageNumber',
-    'PageSize',
-    'SourceServers.SourceServer[]: SourceId, Name, Description, State, ErrorCode, Platform, Architecture, KernelLevel, AgentVersion, SystemDiskSize, DataDisks.DataDisk[] (Index, Path, Size), SystemInfo, HeartbeatRate, CreationTime, AccessTokenId, MachineId, Hostname, LastHeartbeatTime, FirstImportTime, LastImportTime, FirstClientIp, LastClientIp',
-  ],
+  params: {
+    SourceId: list({ maxItems: 50, itemMax: 64, flag: 'id', doc: 'SourceId.N: only these sources.' }),
+    Name: text({ max: 128, doc: 'Exact name.' }),
+    State: oneOf(['Available', 'Unavailable'], { doc: 'Available | Unavailable.' }),
+    AccessTokenId: text({ max: 64, flag: 'token-id', doc: 'smcd: sources imported with this code.' }),
+    PageNumber: pageNumber,
+    PageSize: pageSize(10),
+  },
+  response: obj({ ...pageFields, ...wrapped('SourceServers', 'SourceServer', sourceItem).fields }),
   async handler(ctx, p) {
     const rate = ctx.services.settings.heartbeatRateSeconds;
-    const pageNumber = p.PageNumber as number;
-    const pageSize = p.PageSize as number;
     const { total, items } = await ctx.services.store.describeSources({
-      ids: p.SourceId as string[] | undefined,
-      name: (p.Name as string | undefined) || undefined,
-      accessTokenId: (p.AccessTokenId as string | undefined) || undefined,
-      state: p.State as 'Available' | 'Unavailable' | undefined,
+      ids: p.SourceId,
+      name: p.Name || undefined,
+      accessTokenId: p.AccessTokenId || undefined,
+      state: p.State,
       onlineSince: onlineSince(ctx.now, rate),
-      offset: (pageNumber - 1) * pageSize,
-      limit: pageSize,
+      ...pageOf(p),
     });
     return {
       TotalCount: total,
-      PageNumber: pageNumber,
-      PageSize: pageSize,
+      PageNumber: p.PageNumber,
+      PageSize: p.PageSize,
       SourceServers: { SourceServer: items.map((s) => sourceView(s, ctx.now, rate)) },
     };
   },
-};
+});
 
-export const modifySourceServerAttribute: ActionDef = {
+export const modifySourceServerAttribute = defineAction({
   name: 'ModifySourceServerAttribute',
   origin: 'SMC',
   summary: "Changes a source's name or description.",
   signedBy: 'access-key',
-  params: [sourceIdParam, nameParam('New name (same rules as a code name).'), descriptionParam('New description.')],
-  response: [],
+  params: { SourceId: sourceIdParam, Name: nameParam('New name (same rules as a code name).'), Description: descriptionParam('New description.') },
+  response: obj({}),
   async handler(ctx, p) {
-    const patch = { name: p.Name as string | undefined, description: p.Description as string | undefined };
-    if (!(await ctx.services.store.modifySource(p.SourceId as string, patch))) throw errors.sourceNotFound();
+    if (!(await ctx.services.store.modifySource(p.SourceId, { name: p.Name, description: p.Description }))) throw errors.sourceNotFound();
     ctx.services.log.info({ audit: 'ModifySourceServerAttribute', requestId: ctx.requestId, keyId: ctx.caller.keyId, sourceId: p.SourceId }, 'source modified');
     return {};
   },
-};
+});
 
-export const deleteSourceServer: ActionDef = {
+export const deleteSourceServer = defineAction({
   name: 'DeleteSourceServer',
   origin: 'SMC',
   summary: 'Deletes a source. The import it used stays counted on its code.',
   signedBy: 'access-key',
-  params: [sourceIdParam],
-  response: [],
+  params: { SourceId: sourceIdParam },
+  response: obj({}),
   async handler(ctx, p) {
-    if (!(await ctx.services.store.deleteSource(p.SourceId as string))) throw errors.sourceNotFound();
+    if (!(await ctx.services.store.deleteSource(p.SourceId))) throw errors.sourceNotFound();
     ctx.services.log.info({ audit: 'DeleteSourceServer', requestId: ctx.requestId, keyId: ctx.caller.keyId, sourceId: p.SourceId }, 'source deleted');
     return {};
   },
-};
+});

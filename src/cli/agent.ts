@@ -1,7 +1,10 @@
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 
-import { type AgentState, explainFailure, importThisMachine, loadState, sendHeartbeats, statePath } from '../agent/import.ts';
+import { explainFailure } from '../agent/explain.ts';
+import { sendHeartbeats } from '../agent/heartbeats.ts';
+import { importThisMachine } from '../agent/import.ts';
+import { type AgentState, loadState, statePath } from '../agent/state-file.ts';
 import { descriptionRule, nameRule } from '../domain/text-rules.ts';
 import { type Command, EXIT, UsageError } from './command.ts';
 

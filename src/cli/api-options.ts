@@ -1,4 +1,3 @@
-import { ACTIONS_BY_NAME } from '../actions/index.ts';
 import { readRootCredentials, rootCredentialsPath } from '../bootstrap.ts';
 import { ApiCallError, type ClientCredentials, ConnectionError, RpcClient } from '../client/rpc-client.ts';
 import { type OptionSpec, EXIT, UsageError } from './command.ts';
@@ -74,22 +73,6 @@ export function apiContext(values: Values) {
   const output = outputOf(values);
   const credentials = resolveCredentials(values);
   return { endpoint, output, credentials, client: new RpcClient(endpoint, credentials) };
-}
-
-/**
- * Checks an integer or enum flag against the action table's declaration of the
- * parameter it fills, so the CLI's limits cannot drift from the server's.
- */
-export function declaredValue(values: Values, flag: string, action: string, param: string): string | undefined {
-  const raw = values[flag];
-  if (raw === undefined) return undefined;
-  const decl = ACTIONS_BY_NAME.get(action)?.params.find((p) => p.name === param);
-  if (!decl) throw new Error(`${action} declares no ${param}`);
-  const value = String(raw);
-  if (decl.type === 'integer' && (!/^\d{1,15}$/.test(value) || Number(value) < decl.min || Number(value) > decl.max))
-    throw new UsageError(`--${flag} must be an integer from ${decl.min} to ${decl.max}`);
-  if (decl.type === 'enum' && !decl.values.includes(value)) throw new UsageError(`--${flag} must be one of ${decl.values.join(', ')}`);
-  return value;
 }
 
 /** Refuses flags that belong to another subcommand, instead of silently ignoring them. */

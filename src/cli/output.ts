@@ -5,6 +5,14 @@ export interface Column<T> {
   value: (row: T) => string;
 }
 
+/** `CreationTime` → `CREATION TIME`. */
+const headerOf = (field: string) => field.replace(/([a-z0-9])([A-Z])/g, '$1 $2').toUpperCase();
+
+/** A column showing one field of a declared response item as it is ('-' when empty). */
+export function fieldColumn<T, K extends keyof T & string = keyof T & string>(field: K, header = headerOf(field)): Column<T> {
+  return { header, value: (row) => String(row[field] ?? '') || '-' };
+}
+
 /** Terminal columns a string takes: East Asian wide and fullwidth characters take two. */
 export function displayWidth(s: string): number {
   let width = 0;

@@ -47,6 +47,19 @@ export const serveCommand: Command = {
     const log = pino({ level, base: { service: 'smcd' } });
     const dataDir = String(values['data-dir']);
     const url = databaseUrl(values);
+    // Signals are caught from the very start: before a listener exists, SIGTERM's default
+    // action would end the process at once, even right after the start line was printed.
+    let requested: string | undefined;
+    let onSignal = (signal: string) => {
+      requested ??= signal;
+    };
+    const relay = (signal: NodeJS.Signals) => onSignal(signal);
+    process.on('SIGTERM', relay);
+    process.on('SIGINT', relay);
+    const stopListening = () => {
+      process.off('SIGTERM', relay);
+      process.off('SIGINT', relay);
+    };
     let server: SmcdServer;
     try {
       const data = await openData(dataDir, url, process.env, { poolSize, timeoutMs });
@@ -73,6 +86,7 @@ export const serveCommand: Command = {
         `smcd listening on ${address}; store ${describeDatabaseUrl(data.store.description)}; root credentials: ${credentials}; console: ${address}/console/`,
       );
     } catch (err) {
+      stopListening();
       if (err instanceof StoreUnavailableError) {
         const cause = (err.cause as Error | undefined)?.message ?? 'no answer';
         log.fatal({ store: describeDatabaseUrl(url) }, `smcd cannot start: the store ${describeDatabaseUrl(url)} is unreachable (${cause})`);
@@ -88,16 +102,19 @@ export const serveCommand: Command = {
       return EXIT.failed;
     }
     await new Promise<void>((resolve) => {
-      const stop = (signal: string) => {
+      let stopping = false;
+      onSignal = (signal) => {
+        if (stopping) return;
+        stopping = true;
         log.info({ signal }, 'shutting down: finishing in-flight requests');
         server.close().then(resolve, (err) => {
           log.error({ err }, 'error while shutting down');
           resolve();
         });
       };
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      process.once('SIGINT', () => stop('SIGINT'));
+      if (requested) onSignal(requested);
     });
+    stopListening();
     log.info('stopped');
     return EXIT.ok;
   },

@@ -1,12 +1,14 @@
-import { randomUUID } from 'node:crypto';
-import { formatTime } from '../domain/time.ts';
-import { percentEncode } from '../rpc/percent.ts';
-import { v1Signature } from '../rpc/sign-v1.ts';
+import type { ActionName, ActionNamed } from '../actions/index.ts';
+import type { ParamsIn } from '../rpc/params.ts';
+import type { ValueOf } from '../rpc/shapes.ts';
+import { type ClientCredentials, encodeForm, signedV1Params } from './v1-form.ts';
 
-export interface ClientCredentials {
-  accessKeyId: string;
-  accessKeySecret: string;
-}
+export type { ClientCredentials } from './v1-form.ts';
+
+/** What a client sends for the action `N`, typed from its declaration. */
+export type RequestOf<N extends ActionName> = ParamsIn<ActionNamed<N>['params']>;
+/** What the action `N` answers, typed from its declaration. */
+export type ResponseOf<N extends ActionName> = ValueOf<ActionNamed<N>['response']> & { RequestId: string };
 
 /** An SMC-style error answer: Code and Message as the server gave them. */
 export class ApiCallError extends Error {
@@ -26,29 +28,29 @@ export class ConnectionError extends Error {
   override name = 'ConnectionError';
 }
 
-export type Scalar = string | number | undefined;
-
-/** Flattens lists the RPC way: `{ Name: ['a','b'] }` becomes `Name.1=a&Name.2=b`. */
-export function flattenParams(params: Record<string, Scalar | Scalar[] | Array<Record<string, Scalar>>>): Record<string, string> {
+/**
+ * Flattens parameters the RPC way: lists as `Name.1=a&Name.2=b`, lists of objects as
+ * `Name.1.Key=v`, JSON objects as their text.
+ */
+export function flattenParams(params: Readonly<Record<string, unknown>>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(params)) {
-    if (value === undefined) continue;
-    if (!Array.isArray(value)) {
-      out[name] = String(value);
-      continue;
-    }
-    value.forEach((item, i) => {
-      if (item !== null && typeof item === 'object') {
-        for (const [k, v] of Object.entries(item)) if (v !== undefined) out[`${name}.${i + 1}.${k}`] = String(v);
-      } else if (item !== undefined) out[`${name}.${i + 1}`] = String(item);
-    });
+    if (value === undefined || value === null) continue;
+    if (Array.isArray(value)) {
+      value.forEach((item: unknown, i) => {
+        if (item !== null && typeof item === 'object') {
+          for (const [k, v] of Object.entries(item)) if (v !== undefined) out[`${name}.${i + 1}.${k}`] = String(v);
+        } else if (item !== undefined) out[`${name}.${i + 1}`] = String(item);
+      });
+    } else out[name] = typeof value === 'object' ? JSON.stringify(value) : String(value);
   }
   return out;
 }
 
 /**
- * Minimal SMC RPC client: V1 (HMAC-SHA1) signed POST with a form body. Used by
- * the CLI and the agent; the tests use the Alibaba clients themselves.
+ * smcd's client: V1-signed POSTs with a form body, typed from the action table (the request
+ * from each action's parameter declarations, the answer from its response shape). The CLI,
+ * the agent, the tests and the bench use it; the compatibility tests use the Alibaba clients.
  */
 export class RpcClient {
   constructor(
@@ -57,23 +59,14 @@ export class RpcClient {
     private readonly timeoutMs = 30_000,
   ) {}
 
-  /** `nonce`: the SignatureNonce to send, when a parameter must be derived from it (the source proof). */
-  async call<T = Record<string, unknown>>(action: string, params: Parameters<typeof flattenParams>[0] = {}, opts: { nonce?: string } = {}): Promise<T> {
-    const all: Record<string, string> = {
-      Action: action,
-      Version: '2019-06-01',
-      Format: 'JSON',
-      AccessKeyId: this.credentials.accessKeyId,
-      SignatureMethod: 'HMAC-SHA1',
-      SignatureVersion: '1.0',
-      SignatureNonce: opts.nonce ?? randomUUID(),
-      Timestamp: formatTime(Date.now()),
-      ...flattenParams(params),
-    };
-    all.Signature = v1Signature('POST', Object.entries(all), this.credentials.accessKeySecret);
-    const body = Object.entries(all)
-      .map(([k, v]) => `${percentEncode(k)}=${percentEncode(v)}`)
-      .join('&');
+  /** `nonce`: the SignatureNonce to send, when a parameter is derived from it (the source proof). */
+  call<N extends ActionName>(action: N, params: RequestOf<N>, opts: { nonce?: string } = {}): Promise<ResponseOf<N>> {
+    return this.send(action, flattenParams(params), opts) as Promise<ResponseOf<N>>;
+  }
+
+  /** One signed call with parameters already in wire form; resolves with the JSON answer. */
+  async send(action: string, params: Readonly<Record<string, string>>, opts: { nonce?: string } = {}): Promise<Record<string, unknown>> {
+    const body = encodeForm(signedV1Params(this.credentials, action, params, { method: 'POST', nonce: opts.nonce }));
     let res: Response;
     try {
       res = await fetch(`${this.endpoint.replace(/\/+$/, '')}/`, {
@@ -96,6 +89,6 @@ export class RpcClient {
     if (res.status >= 400 || typeof json.Code === 'string') {
       throw new ApiCallError(res.status, String(json.Code ?? 'Unknown'), String(json.Message ?? ''), String(json.RequestId ?? ''));
     }
-    return json as T;
+    return json;
   }
 }

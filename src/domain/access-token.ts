@@ -1,5 +1,26 @@
-import type { AccessTokenRecord, ImportRefusal, TokenStatus } from '../store/store.ts';
 import { ipAllowed } from './ip-range.ts';
+
+/** An activation code (SMC's AccessToken). Times are milliseconds since the epoch. */
+export interface AccessTokenRecord {
+  id: string;
+  /** The code, sealed under the master key; shown to the operator once, at creation. */
+  codeSealed: string;
+  name: string;
+  description: string;
+  count: number;
+  registeredCount: number;
+  timeToLiveInDays: number;
+  createdAt: number;
+  expiresAt: number;
+  disabled: boolean;
+  ipAddressRange: string;
+  createdBy: string;
+}
+
+export type TokenStatus = 'activated' | 'unactivated' | 'expired';
+
+/** Why an import is refused, in the contract's order; `token-gone`: the code was deleted meanwhile. */
+export type ImportRefusal = 'disabled' | 'expired' | 'address' | 'machine-in-use' | 'count' | 'token-gone';
 
 /**
  * Status as SMC reports it: `expired` once past its lifetime; otherwise
@@ -13,7 +34,7 @@ export function tokenStatus(token: AccessTokenRecord, now: number): TokenStatus 
 
 /**
  * Why an import with this code must be refused, checked in the contract's order:
- * disabled, expired, address. The count is the store's to check atomically.
+ * disabled, expired, address. Ownership and the count are the store's to check atomically.
  */
 export function importRefusal(token: AccessTokenRecord, now: number, clientIp: string): ImportRefusal | null {
   if (token.disabled) return 'disabled';

@@ -1,4 +1,8 @@
-import type { TextRule } from '../rpc/params.ts';
+/** A rule on top of a text's length: `check` returns the broken rule's description, or null. */
+export interface TextRule {
+  describe: string;
+  check: (value: string) => string | null;
+}
 
 const URL_PREFIX = /^https?:\/\//i;
 

@@ -1,14 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BlockList } from 'node:net';
-import { ACTIONS_BY_NAME } from '../actions/index.ts';
-import type { ActionContext, Services } from '../actions/types.ts';
+import type { Logger } from 'pino';
 import { newRequestId } from '../crypto/ids.ts';
-import { StoreUnavailableError } from '../store/store.ts';
+import type { Clock } from '../domain/time.ts';
+import type { Metrics } from '../metrics.ts';
+import { type Store, StoreUnavailableError } from '../store/store.ts';
+import type { RequestContext, RpcAction } from './action.ts';
 import { clientAddress } from './client-address.ts';
-import { CredentialResolver } from './credentials.ts';
-import { earlyNonceStore } from './early-nonce.ts';
+import type { CredentialResolver } from './credentials.ts';
 import { AUTH_FAILURE_CODES, ApiError, errors } from './errors.ts';
-import { validateParams } from './params.ts';
 import { mergeParams, parseForm } from './parse-params.ts';
 import { readBody } from './read-body.ts';
 import { CONTENT_TYPES, type Format, HOST_ID, serialize } from './serialize.ts';
@@ -33,22 +33,23 @@ export const DEFAULT_LIMITS: RpcLimits = {
   nonceTtlMs: 30 * 60_000,
 };
 
+/** What the wire needs, handed to it by server.ts: the action table among it. */
+export interface RpcDependencies {
+  actions: ReadonlyMap<string, RpcAction>;
+  credentials: CredentialResolver;
+  /** Nonces and durability: useNonce, then settled() before any answer. */
+  store: Pick<Store, 'useNonce' | 'settled'>;
+  throttle: AuthThrottle;
+  clock: Clock;
+  log: Logger;
+  metrics: Metrics;
+  limits: RpcLimits;
+  trustedProxies?: BlockList;
+}
+
 function header(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v[0] : v;
-}
-
-function toApiError(err: unknown, services: Services, requestId: string): ApiError {
-  if (err instanceof ApiError) return err;
-  if (err instanceof StoreUnavailableError || (err as { code?: string })?.code === 'SQLITE_BUSY') {
-    services.metrics.storeErrors.inc();
-    services.log.warn({ requestId, err: (err as Error).message }, 'store unavailable');
-    return errors.unavailable();
-  }
-  services.metrics.storeErrors.inc();
-  // Logged with the RequestId so an operator can find it; never shown to the client.
-  services.log.error({ requestId, err }, 'internal error');
-  return errors.internal();
 }
 
 /**
@@ -56,17 +57,27 @@ function toApiError(err: unknown, services: Services, requestId: string): ApiErr
  * answers: method; size; Action; Version; signature form; timestamp; key; signature;
  * nonce; permission; parameters (API.md section 2).
  */
-export function createRpcHandler(services: Services, throttle: AuthThrottle, limits = DEFAULT_LIMITS, trustedProxies?: BlockList) {
-  const resolver = new CredentialResolver(services.store, services.box);
-  const { metrics, log } = services;
-  const early = earlyNonceStore(services.store);
+export function createRpcHandler(deps: RpcDependencies) {
+  const { actions, credentials, store, throttle, clock, log, metrics, limits, trustedProxies } = deps;
 
-  function send(res: ServerResponse, status: number, format: Format, root: string, body: Record<string, unknown>, close: boolean) {
+  function toApiError(err: unknown, requestId: string): ApiError {
+    if (err instanceof ApiError) return err;
+    metrics.storeErrors.inc();
+    if (err instanceof StoreUnavailableError) {
+      log.warn({ requestId, err: err.message, cause: (err.cause as Error | undefined)?.message }, 'store unavailable');
+      return errors.unavailable();
+    }
+    // Logged with the RequestId so an operator can find it; never shown to the client.
+    log.error({ requestId, err }, 'internal error');
+    return errors.internal();
+  }
+
+  function send(res: ServerResponse, status: number, format: Format, root: string, body: Record<string, unknown> & { RequestId: string }, close: boolean) {
     const text = serialize(format, root, body);
     const headers: Record<string, string | number> = {
       'content-type': CONTENT_TYPES[format],
       'content-length': Buffer.byteLength(text),
-      'x-acs-request-id': body.RequestId as string,
+      'x-acs-request-id': body.RequestId,
     };
     if (close) headers.connection = 'close';
     res.writeHead(status, headers);
@@ -82,7 +93,7 @@ export function createRpcHandler(services: Services, throttle: AuthThrottle, lim
     let keyId: string | undefined;
     let bodyRead = false;
     let wrongSignatureFor: string | undefined;
-    const now = services.clock();
+    const now = clock();
     try {
       if (req.method !== 'GET' && req.method !== 'POST') throw errors.unsupportedMethod(req.method ?? '');
       const url = req.url ?? '/';
@@ -96,7 +107,7 @@ export function createRpcHandler(services: Services, throttle: AuthThrottle, lim
       const query = parseForm(q === -1 ? '' : url.slice(q + 1));
       let bodyParams = new Map<string, string>();
       if (body.length > 0) {
-        const type = (header(req, 'content-type') ?? '').split(';')[0].trim().toLowerCase();
+        const type = (header(req, 'content-type') ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
         if (type !== 'application/x-www-form-urlencoded') throw errors.unsupportedMediaType(type || '(none)');
         bodyParams = parseForm(body.toString('latin1'));
       }
@@ -104,14 +115,14 @@ export function createRpcHandler(services: Services, throttle: AuthThrottle, lim
 
       const formatParam = params.get('Format');
       const formatValid = formatParam === undefined || formatParam === '' || /^(json|xml)$/i.test(formatParam);
-      if (formatValid && formatParam) format = formatParam.toUpperCase() as Format;
+      if (formatValid && formatParam) format = formatParam.toUpperCase() === 'XML' ? 'XML' : 'JSON';
 
       // V1 signs its parameters, so Action and Version must be among them; only V3 signs the
       // x-acs-action / x-acs-version headers that may name the operation instead (API.md 5.1).
       const v3 = req.headers.authorization !== undefined;
       actionName = params.get('Action') ?? (v3 ? header(req, 'x-acs-action') : undefined) ?? '';
       if (!actionName) throw errors.missingAction();
-      const action = ACTIONS_BY_NAME.get(actionName);
+      const action = actions.get(actionName);
       if (!action) throw errors.actionNotFound(actionName);
       const version = params.get('Version') ?? (v3 ? header(req, 'x-acs-version') : undefined);
       if (!version) throw errors.missingVersion();
@@ -121,7 +132,7 @@ export function createRpcHandler(services: Services, throttle: AuthThrottle, lim
       const claim = readSignature({ method: req.method, params, query, headers: req.headers, body });
       checkTimestamp(claim.timestamp, now, limits.timestampWindowMs);
       if (throttle.keyBlocked(claim.keyId, clientIp, now)) throw errors.throttled();
-      const credential = await resolver.resolve(claim.keyId);
+      const credential = await credentials.resolve(claim.keyId);
       if (!credential) throw errors.keyNotFound();
       if (!credential.active) throw errors.keyInactive();
       if (!claim.verify(credential.secret)) {
@@ -130,38 +141,31 @@ export function createRpcHandler(services: Services, throttle: AuthThrottle, lim
       }
       throttle.recordSuccess(claim.keyId, clientIp, now);
       // Only a proven signer can use up a nonce, so nobody can burn another client's nonces.
-      const expires = now + limits.nonceTtlMs;
-      const fresh = early ? early.claimNonce(claim.keyId, claim.nonce, now, expires) : await services.store.useNonce(claim.keyId, claim.nonce, now, expires);
-      if (!fresh) throw errors.nonceUsed();
+      if (!(await store.useNonce(claim.keyId, claim.nonce, now, now + limits.nonceTtlMs))) throw errors.nonceUsed();
       keyId = claim.keyId;
       const allowed =
-        action.signedBy === credential.kind &&
-        (credential.allowedActions.includes(action.name) || credential.allowedActions.includes('*'));
+        action.signedBy === credential.kind && (credential.allowedActions.includes(action.name) || credential.allowedActions.includes('*'));
       if (!allowed) throw errors.forbidden(action.name);
 
-      const validated = validateParams(action.params, params);
-      const ctx: ActionContext = {
+      const ctx: RequestContext = {
         requestId,
         clientIp,
         now,
         signatureNonce: claim.nonce,
         caller: { kind: credential.kind, keyId: credential.keyId, sourceId: credential.sourceId },
-        services,
       };
-      const result = await action.handler(ctx, validated);
+      const result = await action.dispatch(ctx, params);
       // Nothing is answered before what it rests on (its nonce, what it read) is on disk.
-      const settled = early?.settled();
-      if (settled) await settled;
+      await store.settled();
       send(res, 200, format, `${action.name}Response`, { RequestId: requestId, ...result }, false);
       metrics.requests.inc({ action: action.name, code: 'OK' });
       log.info({ requestId, action: action.name, status: 200, ms: +(performance.now() - started).toFixed(2), clientIp, keyId }, 'request');
     } catch (err) {
-      let apiError = toApiError(err, services, requestId);
+      let apiError = toApiError(err, requestId);
       try {
-        const settled = early?.settled();
-        if (settled) await settled;
+        await store.settled();
       } catch (commitError) {
-        apiError = toApiError(commitError, services, requestId);
+        apiError = toApiError(commitError, requestId);
       }
       if (AUTH_FAILURE_CODES.has(apiError.code)) throttle.recordFailure(clientIp, now, wrongSignatureFor);
       const errorBody = {
@@ -173,14 +177,14 @@ export function createRpcHandler(services: Services, throttle: AuthThrottle, lim
       };
       // A body we did not read would be taken for the next request on this connection.
       send(res, apiError.status, format, 'Error', errorBody, !bodyRead);
-      const known = ACTIONS_BY_NAME.has(actionName) ? actionName : 'unknown';
+      const known = actions.has(actionName) ? actionName : 'unknown';
       metrics.requests.inc({ action: known, code: apiError.code });
       log.info(
         { requestId, action: actionName.slice(0, 64), status: apiError.status, code: apiError.code, ms: +(performance.now() - started).toFixed(2), clientIp, keyId },
         'request refused',
       );
     } finally {
-      metrics.latency.observe({ action: ACTIONS_BY_NAME.has(actionName) ? actionName : 'unknown' }, (performance.now() - started) / 1000);
+      metrics.latency.observe({ action: actions.has(actionName) ? actionName : 'unknown' }, (performance.now() - started) / 1000);
     }
   };
 }

@@ -1,32 +1,95 @@
+import type { DataDisk } from '../domain/source-server.ts';
+import type { TextRule } from '../domain/text-rules.ts';
 import { errors } from './errors.ts';
 
 /**
- * Declared parameters of an action. Validation, the Missing<Param> /
- * InvalidParameter.<Param> errors and the README's API reference all come from
- * these declarations (STYLE.md habit 1).
+ * The declared parameters of an action. Validation, the Missing<Param> /
+ * InvalidParameter.<Param> errors, the README's API reference, the OpenAPI document, the
+ * CLI's flags and the typed client all come from these declarations (STYLE.md habit 1),
+ * and each declaration's type gives the handler its parameter's type (ParamsOf).
  */
-export type ParamDecl =
-  | { name: string; type: 'string'; required?: boolean; doc: string; min?: number; max: number; rule?: TextRule }
-  | { name: string; type: 'integer'; required?: boolean; doc: string; min: number; max: number; default?: number }
-  | { name: string; type: 'enum'; required?: boolean; doc: string; values: readonly string[] }
-  | { name: string; type: 'list'; required?: boolean; doc: string; maxItems: number; itemMax: number }
-  | { name: string; type: 'json-object'; required?: boolean; doc: string; maxBytes: number }
-  | { name: string; type: 'disks'; required?: boolean; doc: string; maxItems: number };
-
-/** A rule on top of the length: returns the broken rule's description, or null. */
-export interface TextRule {
-  describe: string;
-  check: (value: string) => string | null;
+interface Common {
+  doc: string;
+  required?: boolean;
+  /** The CLI flag that fills it, when not the kebab-case of its name. */
+  flag?: string;
+}
+export interface TextDecl extends Common {
+  kind: 'text';
+  min?: number;
+  max: number;
+  rule?: TextRule;
+}
+export interface IntegerDecl extends Common {
+  kind: 'integer';
+  min: number;
+  max: number;
+  default?: number;
+}
+export interface EnumDecl<V extends string = string> extends Common {
+  kind: 'enum';
+  values: readonly V[];
+}
+/** `Name.1=a&Name.2=b`, or the JSON-array form `Name=["a","b"]`. */
+export interface ListDecl extends Common {
+  kind: 'list';
+  maxItems: number;
+  itemMax: number;
+}
+export interface JsonObjectDecl extends Common {
+  kind: 'json-object';
+  maxBytes: number;
+}
+/** `Name.N.Index|Path|Size`. */
+export interface DisksDecl extends Common {
+  kind: 'disks';
+  maxItems: number;
 }
 
-export interface DataDiskParam {
-  index: number;
-  path: string;
-  size: number;
-}
+export type ParamDecl = TextDecl | IntegerDecl | EnumDecl | ListDecl | JsonObjectDecl | DisksDecl;
+export type ParamDecls = Readonly<Record<string, ParamDecl>>;
 
-export type ParamValue = string | number | string[] | DataDiskParam[] | Record<string, unknown>;
-export type Params = Record<string, ParamValue | undefined>;
+type Parsed<D> = D extends TextDecl
+  ? string
+  : D extends IntegerDecl
+    ? number
+    : D extends EnumDecl<infer V>
+      ? V
+      : D extends ListDecl
+        ? string[]
+        : D extends JsonObjectDecl
+          ? Record<string, unknown>
+          : D extends DisksDecl
+            ? DataDisk[]
+            : never;
+type AlwaysThere<D> = D extends { required: true } ? true : D extends { default: number } ? true : false;
+
+/** What a handler receives: each declared parameter, validated, with its type; absent ones undefined. */
+export type ParamsOf<P extends ParamDecls> = {
+  readonly [K in keyof P]: AlwaysThere<P[K]> extends true ? Parsed<P[K]> : Parsed<P[K]> | undefined;
+};
+
+/** What a client may send for each declared parameter (numbers as numbers, lists as arrays). */
+export type ParamsIn<P extends ParamDecls> = {
+  readonly [K in keyof P as P[K] extends { required: true } ? K : never]: In<P[K]>;
+} & {
+  readonly [K in keyof P as P[K] extends { required: true } ? never : K]?: In<P[K]>;
+};
+type In<D> = D extends IntegerDecl
+  ? number | string
+  : D extends JsonObjectDecl
+    ? Record<string, unknown> | string
+    : D extends DisksDecl
+      ? Array<{ Index: number; Path: string; Size: number }>
+      : Parsed<D>;
+
+export const text = <const O extends Omit<TextDecl, 'kind'>>(o: O) => ({ kind: 'text', ...o }) as const;
+export const integer = <const O extends Omit<IntegerDecl, 'kind'>>(o: O) => ({ kind: 'integer', ...o }) as const;
+export const oneOf = <const V extends string, const O extends Omit<EnumDecl<V>, 'kind' | 'values'>>(values: readonly V[], o: O) =>
+  ({ kind: 'enum', values, ...o }) as const;
+export const list = <const O extends Omit<ListDecl, 'kind'>>(o: O) => ({ kind: 'list', ...o }) as const;
+export const jsonObject = <const O extends Omit<JsonObjectDecl, 'kind'>>(o: O) => ({ kind: 'json-object', ...o }) as const;
+export const disks = <const O extends Omit<DisksDecl, 'kind'>>(o: O) => ({ kind: 'disks', ...o }) as const;
 
 const INTEGER = /^[+-]?\d{1,15}$/;
 
@@ -44,9 +107,9 @@ function parseInteger(name: string, raw: string, min: number, max: number): numb
   return n;
 }
 
-function parseList(decl: Extract<ParamDecl, { type: 'list' }>, raw: Map<string, string>): string[] | undefined {
+function parseList(name: string, decl: ListDecl, raw: ReadonlyMap<string, string>): string[] | undefined {
   const items: string[] = [];
-  const whole = raw.get(decl.name);
+  const whole = raw.get(name);
   if (whole !== undefined) {
     // The JSON-array form `Name=["a","b"]`, which newer SDKs send.
     let parsed: unknown;
@@ -55,24 +118,23 @@ function parseList(decl: Extract<ParamDecl, { type: 'list' }>, raw: Map<string, 
     } catch {
       parsed = undefined;
     }
-    if (Array.isArray(parsed) && parsed.every((v) => typeof v === 'string')) items.push(...(parsed as string[]));
+    if (Array.isArray(parsed) && parsed.every((v): v is string => typeof v === 'string')) items.push(...parsed);
     else if (whole !== '') items.push(whole);
   }
-  const prefix = `${decl.name}.`;
+  const prefix = `${name}.`;
   const numbered: Array<[number, string]> = [];
   for (const [key, value] of raw) {
     if (!key.startsWith(prefix)) continue;
     const n = key.slice(prefix.length);
-    if (!/^[1-9]\d{0,3}$/.test(n)) throw errors.invalidParameter(decl.name, `list items are named ${decl.name}.1, ${decl.name}.2, ...`);
+    if (!/^[1-9]\d{0,3}$/.test(n)) throw errors.invalidParameter(name, `list items are named ${name}.1, ${name}.2, ...`);
     numbered.push([Number(n), value]);
   }
   numbered.sort((a, b) => a[0] - b[0]);
   for (const [, value] of numbered) items.push(value);
   if (whole === undefined && numbered.length === 0) return undefined;
-  if (items.length > decl.maxItems) throw errors.invalidParameter(decl.name, `at most ${decl.maxItems} items.`);
+  if (items.length > decl.maxItems) throw errors.invalidParameter(name, `at most ${decl.maxItems} items.`);
   for (const item of items) {
-    if (item.length === 0 || codePoints(item) > decl.itemMax)
-      throw errors.invalidParameter(decl.name, `each item is 1 to ${decl.itemMax} characters.`);
+    if (item.length === 0 || codePoints(item) > decl.itemMax) throw errors.invalidParameter(name, `each item is 1 to ${decl.itemMax} characters.`);
   }
   return items;
 }
@@ -80,34 +142,60 @@ function parseList(decl: Extract<ParamDecl, { type: 'list' }>, raw: Map<string, 
 /** `<Name>.N.Index|Path|Size`, compiled once per declared name. */
 const diskPatterns = new Map<string, RegExp>();
 
-function parseDisks(decl: Extract<ParamDecl, { type: 'disks' }>, raw: Map<string, string>): DataDiskParam[] | undefined {
+/** The JSON form `DataDisk=[{"Index":1,"Path":"/data","Size":100}]`, as Name.N.Field entries. */
+function disksFromJson(name: string, text: string): Map<string, string> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  if (!Array.isArray(parsed)) throw errors.invalidParameter(name, 'a JSON array of {"Index","Path","Size"} objects, or DataDisk.N.Index, .Path and .Size.');
+  const entries = new Map<string, string>();
+  parsed.forEach((disk: unknown, i) => {
+    if (disk === null || typeof disk !== 'object' || Array.isArray(disk)) throw errors.invalidParameter(name, 'each disk is a JSON object.');
+    for (const [field, value] of Object.entries(disk)) {
+      if (typeof value !== 'string' && typeof value !== 'number') throw errors.invalidParameter(name, `${field} must be a string or a number.`);
+      entries.set(`${name}.${i + 1}.${field}`, String(value));
+    }
+  });
+  return entries;
+}
+
+function parseDisks(name: string, decl: DisksDecl, given: ReadonlyMap<string, string>): DataDisk[] | undefined {
+  const whole = given.get(name);
+  if (whole !== undefined && whole !== '' && [...given.keys()].some((k) => k.startsWith(`${name}.`)))
+    throw errors.invalidParameter(name, `give the disks either as ${name}.N fields or as one JSON array, not both.`);
+  const raw = whole === undefined || whole === '' ? given : disksFromJson(name, whole);
   const byN = new Map<number, Partial<Record<'Index' | 'Path' | 'Size', string>>>();
-  const prefix = `${decl.name}.`;
+  const prefix = `${name}.`;
   for (const [key, value] of raw) {
     if (!key.startsWith(prefix)) continue;
-    let pattern = diskPatterns.get(decl.name);
+    let pattern = diskPatterns.get(name);
     if (!pattern) {
-      pattern = new RegExp(`^${decl.name}\\.([1-9]\\d{0,3})\\.(Index|Path|Size)$`);
-      diskPatterns.set(decl.name, pattern);
+      pattern = new RegExp(`^${name}\\.([1-9]\\d{0,3})\\.(Index|Path|Size)$`);
+      diskPatterns.set(name, pattern);
     }
     const m = pattern.exec(key);
-    if (!m) throw errors.invalidParameter(decl.name, `items are ${decl.name}.N.Index, ${decl.name}.N.Path and ${decl.name}.N.Size.`);
+    const field = m?.[2];
+    if (!m || (field !== 'Index' && field !== 'Path' && field !== 'Size'))
+      throw errors.invalidParameter(name, `items are ${name}.N.Index, ${name}.N.Path and ${name}.N.Size.`);
     const n = Number(m[1]);
     const entry = byN.get(n) ?? {};
-    entry[m[2] as 'Index' | 'Path' | 'Size'] = value;
+    entry[field] = value;
     byN.set(n, entry);
   }
   if (byN.size === 0) return undefined;
-  if (byN.size > decl.maxItems) throw errors.invalidParameter(decl.name, `at most ${decl.maxItems} disks.`);
+  if (byN.size > decl.maxItems) throw errors.invalidParameter(name, `at most ${decl.maxItems} disks.`);
   return [...byN.entries()]
     .sort((a, b) => a[0] - b[0])
     .map(([n, d]) => {
       const path = d.Path ?? '';
-      if (codePoints(path) > 256) throw errors.invalidParameter(`${decl.name}.${n}.Path`, 'at most 256 characters.');
+      if (codePoints(path) > 256) throw errors.invalidParameter(`${name}.${n}.Path`, 'at most 256 characters.');
       return {
-        index: d.Index === undefined ? n : parseInteger(`${decl.name}.${n}.Index`, d.Index, 0, 1024),
+        index: d.Index === undefined ? n : parseInteger(`${name}.${n}.Index`, d.Index, 0, 1024),
         path,
-        size: d.Size === undefined ? 0 : parseInteger(`${decl.name}.${n}.Size`, d.Size, 0, 1_048_576),
+        size: d.Size === undefined ? 0 : parseInteger(`${name}.${n}.Size`, d.Size, 0, 1_048_576),
       };
     });
 }
@@ -120,53 +208,46 @@ function parseJsonObject(name: string, raw: string, maxBytes: number): Record<st
   } catch {
     throw errors.invalidParameter(name, 'must be a JSON object.');
   }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))
-    throw errors.invalidParameter(name, 'must be a JSON object.');
-  return parsed as Record<string, unknown>;
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw errors.invalidParameter(name, 'must be a JSON object.');
+  return { ...parsed };
 }
 
-/** Validates the raw request parameters against an action's declarations. */
-export function validateParams(decls: readonly ParamDecl[], raw: Map<string, string>): Params {
-  const out: Params = {};
-  for (const decl of decls) {
-    if (decl.type === 'list') {
-      out[decl.name] = parseList(decl, raw);
-      if (decl.required && !out[decl.name]) throw errors.missingParameter(decl.name);
-      continue;
-    }
-    if (decl.type === 'disks') {
-      out[decl.name] = parseDisks(decl, raw);
-      continue;
-    }
-    const value = raw.get(decl.name);
-    // An empty optional value means "not given", as the Alibaba SDKs send unset fields.
-    if (value === undefined || (value === '' && (decl.type !== 'string' || (decl.min ?? 0) > 0 || decl.required))) {
-      if (decl.required) throw errors.missingParameter(decl.name);
-      if (decl.type === 'integer' && decl.default !== undefined) out[decl.name] = decl.default;
-      continue;
-    }
-    switch (decl.type) {
-      case 'string': {
-        if (value === '' && decl.required) throw errors.missingParameter(decl.name);
-        const len = codePoints(value);
-        const min = decl.min ?? 0;
-        if (len < min || len > decl.max) throw errors.invalidParameter(decl.name, `must be ${min} to ${decl.max} characters long.`);
-        const broken = decl.rule?.check(value);
-        if (broken) throw errors.invalidParameter(decl.name, broken);
-        out[decl.name] = value;
-        break;
-      }
-      case 'integer':
-        out[decl.name] = parseInteger(decl.name, value, decl.min, decl.max);
-        break;
-      case 'enum':
-        if (!decl.values.includes(value)) throw errors.invalidParameter(decl.name, `must be one of ${decl.values.join(', ')}.`);
-        out[decl.name] = value;
-        break;
-      case 'json-object':
-        out[decl.name] = parseJsonObject(decl.name, value, decl.maxBytes);
-        break;
-    }
+/** One declared parameter from the raw request: its value, or undefined when not given. */
+function parseOne(name: string, decl: ParamDecl, raw: ReadonlyMap<string, string>): unknown {
+  if (decl.kind === 'list') return parseList(name, decl, raw);
+  if (decl.kind === 'disks') return parseDisks(name, decl, raw);
+  const value = raw.get(name);
+  // An empty optional value means "not given", as the Alibaba SDKs send unset fields.
+  if (value === undefined || (value === '' && (decl.kind !== 'text' || (decl.min ?? 0) > 0 || decl.required))) {
+    return decl.kind === 'integer' ? decl.default : undefined;
   }
-  return out;
+  switch (decl.kind) {
+    case 'text': {
+      const len = codePoints(value);
+      const min = decl.min ?? 0;
+      if (len < min || len > decl.max) throw errors.invalidParameter(name, `must be ${min} to ${decl.max} characters long.`);
+      const broken = decl.rule?.check(value);
+      if (broken) throw errors.invalidParameter(name, broken);
+      return value;
+    }
+    case 'integer':
+      return parseInteger(name, value, decl.min, decl.max);
+    case 'enum':
+      if (!decl.values.includes(value)) throw errors.invalidParameter(name, `must be one of ${decl.values.join(', ')}.`);
+      return value;
+    case 'json-object':
+      return parseJsonObject(name, value, decl.maxBytes);
+  }
+}
+
+/** Validates the raw request parameters against an action's declarations, in declaration order. */
+export function validateParams<P extends ParamDecls>(decls: P, raw: ReadonlyMap<string, string>): ParamsOf<P> {
+  const out: Record<string, unknown> = {};
+  for (const [name, decl] of Object.entries(decls)) {
+    const value = parseOne(name, decl, raw);
+    if (value === undefined && decl.required) throw errors.missingParameter(name);
+    out[name] = value;
+  }
+  // The loop above gave every declared name its parsed value: the shape ParamsOf<P> describes.
+  return out as ParamsOf<P>;
 }

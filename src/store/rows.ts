@@ -1,8 +1,10 @@
-import type { AccessKeyRecord, AccessTokenRecord, OwnedSource, SourceQuery, SourceRecord, TokenQuery } from './store.ts';
+import type { AccessKeyRecord } from '../domain/access-key.ts';
+import type { AccessTokenRecord } from '../domain/access-token.ts';
+import type { OwnedSource, SourceFields, SourceRecord } from '../domain/source-server.ts';
 
 /**
- * Row mapping and query text shared by the SQLite and PostgreSQL stores. Both
- * schemas use the same column names and INTEGER flags, so one mapping serves.
+ * Rows to records and back, for stores whose tables use these column names and INTEGER
+ * 0/1 flags (both stores do). Only the mapping is shared; each store writes its own SQL.
  * PostgreSQL returns BIGINT as a string; Number() covers both drivers.
  */
 type Row = Record<string, unknown>;
@@ -19,12 +21,10 @@ export function accessKeyFromRow(r: Row): AccessKeyRecord {
   };
 }
 
-export function accessKeyToRow(k: AccessKeyRecord): unknown[] {
+/** (id, secret_sealed, description, allowed_actions, is_root, enabled, created_at) */
+export function accessKeyValues(k: AccessKeyRecord): unknown[] {
   return [k.id, k.secretSealed, k.description, k.allowedActions.join(','), k.isRoot ? 1 : 0, k.enabled ? 1 : 0, k.createdAt];
 }
-
-export const INSERT_ACCESS_KEY =
-  'INSERT INTO access_keys (id, secret_sealed, description, allowed_actions, is_root, enabled, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING';
 
 export function accessTokenFromRow(r: Row): AccessTokenRecord {
   return {
@@ -43,24 +43,9 @@ export function accessTokenFromRow(r: Row): AccessTokenRecord {
   };
 }
 
-export const INSERT_ACCESS_TOKEN =
-  'INSERT INTO access_tokens (id, code_sealed, name, description, count, registered_count, ttl_days, created_at, expires_at, disabled, ip_address_range, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
-
-export function accessTokenToRow(t: AccessTokenRecord): unknown[] {
-  return [
-    t.id,
-    t.codeSealed,
-    t.name,
-    t.description,
-    t.count,
-    t.registeredCount,
-    t.timeToLiveInDays,
-    t.createdAt,
-    t.expiresAt,
-    t.disabled ? 1 : 0,
-    t.ipAddressRange,
-    t.createdBy,
-  ];
+/** (id, code_sealed, name, description, count, registered_count, ttl_days, created_at, expires_at, disabled, ip_address_range, created_by) */
+export function accessTokenValues(t: AccessTokenRecord): unknown[] {
+  return [t.id, t.codeSealed, t.name, t.description, t.count, t.registeredCount, t.timeToLiveInDays, t.createdAt, t.expiresAt, t.disabled ? 1 : 0, t.ipAddressRange, t.createdBy];
 }
 
 export function sourceFromRow(r: Row): SourceRecord {
@@ -94,80 +79,12 @@ export function ownedSourceFromRow(r: Row): OwnedSource {
   return { id: String(r.id), keyId: String(r.key_id), keySealed: String(r.key_sealed) };
 }
 
-export const INSERT_SOURCE = `INSERT INTO sources (id, key_id, key_sealed, access_token_id, machine_id, name, description, hostname,
-  platform, architecture, kernel_level, agent_version, system_disk_size, data_disks, system_info, status_info, created_at,
-  first_import_at, last_import_at, first_client_ip, last_client_ip, last_heartbeat_at)
-  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, ?, ?)`;
-
-export const UPDATE_SOURCE_ON_IMPORT = `UPDATE sources SET key_sealed = ?, access_token_id = ?, name = COALESCE(?, name),
-  description = COALESCE(?, description),
-  hostname = ?, platform = ?, architecture = ?, kernel_level = ?, agent_version = ?, system_disk_size = ?, data_disks = ?,
-  system_info = ?, last_import_at = ?, last_client_ip = ?, last_heartbeat_at = ? WHERE id = ?`;
-
-/** A WHERE clause with `?` placeholders; PostgreSQL numbers them itself. */
-export interface Where {
-  sql: string;
-  params: unknown[];
-}
-
-function inList(column: string, values: string[], where: string[], params: unknown[]): void {
-  if (values.length === 0) where.push('1 = 0');
-  else {
-    where.push(`${column} IN (${values.map(() => '?').join(', ')})`);
-    params.push(...values);
-  }
-}
-
-export function tokenWhere(q: TokenQuery): Where {
-  const where: string[] = [];
-  const params: unknown[] = [];
-  if (q.ids) inList('id', q.ids, where, params);
-  if (q.name !== undefined) {
-    where.push('name = ?');
-    params.push(q.name);
-  }
-  // Each Status as indexed predicates: `closed` (a generated column: disabled or used up)
-  // and the expiry instant against the clock.
-  if (q.status === 'expired') {
-    where.push('expires_at <= ?');
-    params.push(q.now);
-  } else if (q.status === 'unactivated') {
-    where.push('closed = 1 AND expires_at > ?');
-    params.push(q.now);
-  } else if (q.status === 'activated') {
-    where.push('closed = 0 AND expires_at > ?');
-    params.push(q.now);
-  }
-  return { sql: where.length ? `WHERE ${where.join(' AND ')}` : '', params };
-}
-
-export function sourceWhere(q: SourceQuery): Where {
-  const where: string[] = [];
-  const params: unknown[] = [];
-  if (q.ids) inList('id', q.ids, where, params);
-  if (q.name !== undefined) {
-    where.push('name = ?');
-    params.push(q.name);
-  }
-  if (q.accessTokenId !== undefined) {
-    where.push('access_token_id = ?');
-    params.push(q.accessTokenId);
-  }
-  if (q.state === 'Available') {
-    where.push('last_heartbeat_at >= ?');
-    params.push(q.onlineSince);
-  } else if (q.state === 'Unavailable') {
-    where.push('last_heartbeat_at < ?');
-    params.push(q.onlineSince);
-  }
-  return { sql: where.length ? `WHERE ${where.join(' AND ')}` : '', params };
-}
-
 /**
- * The import's column values for a source, in INSERT_SOURCE's order after the ids.
- * A new source's name defaults to its hostname; on update, null keeps the stored value.
+ * An import's values for (name, description, hostname, platform, architecture, kernel_level,
+ * agent_version, system_disk_size, data_disks, system_info). A new source's name defaults to
+ * its hostname; on update, null keeps the stored value.
  */
-export function sourceFieldValues(f: import('./store.ts').SourceFields, mode: 'insert' | 'update'): unknown[] {
+export function sourceFieldValues(f: SourceFields, mode: 'insert' | 'update'): unknown[] {
   return [
     mode === 'insert' ? (f.name ?? f.hostname) : f.name,
     mode === 'insert' ? (f.description ?? '') : f.description,

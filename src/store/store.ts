@@ -4,65 +4,9 @@
  * All times are milliseconds since the epoch. Secrets arrive already sealed.
  */
 
-export interface AccessKeyRecord {
-  id: string;
-  secretSealed: string;
-  description: string;
-  /** Actions this key may call; `*` means every operator action. */
-  allowedActions: string[];
-  isRoot: boolean;
-  enabled: boolean;
-  createdAt: number;
-}
-
-export interface AccessTokenRecord {
-  id: string;
-  codeSealed: string;
-  name: string;
-  description: string;
-  count: number;
-  registeredCount: number;
-  timeToLiveInDays: number;
-  createdAt: number;
-  expiresAt: number;
-  disabled: boolean;
-  ipAddressRange: string;
-  createdBy: string;
-}
-
-export interface DataDisk {
-  index: number;
-  path: string;
-  size: number;
-}
-
-export interface SourceRecord {
-  id: string;
-  keyId: string;
-  keySealed: string;
-  accessTokenId: string;
-  machineId: string;
-  name: string;
-  description: string;
-  hostname: string;
-  platform: string;
-  architecture: string;
-  kernelLevel: number | null;
-  agentVersion: string;
-  systemDiskSize: number | null;
-  dataDisks: DataDisk[];
-  /** JSON object text. */
-  systemInfo: string;
-  statusInfo: string;
-  createdAt: number;
-  firstImportAt: number;
-  lastImportAt: number;
-  firstClientIp: string;
-  lastClientIp: string;
-  lastHeartbeatAt: number;
-}
-
-export type TokenStatus = 'activated' | 'unactivated' | 'expired';
+import type { AccessKeyRecord } from '../domain/access-key.ts';
+import type { AccessTokenRecord, ImportRefusal, TokenStatus } from '../domain/access-token.ts';
+import type { OwnedSource, SourceFields, SourceRecord, SourceState } from '../domain/source-server.ts';
 
 export interface Page {
   offset: number;
@@ -81,7 +25,7 @@ export interface SourceQuery extends Page {
   name?: string;
   accessTokenId?: string;
   /** Available: last heartbeat at or after `onlineSince`; Unavailable: before it. */
-  state?: 'Available' | 'Unavailable';
+  state?: SourceState;
   onlineSince: number;
 }
 
@@ -97,31 +41,6 @@ export type CreateTokenOutcome =
   | { outcome: 'created'; token: AccessTokenRecord }
   | { outcome: 'replayed'; tokenId: string }
   | { outcome: 'mismatch' };
-
-/**
- * The fields an import writes onto its source. `name`/`description` null: not given,
- * so a new source takes the hostname / '' and an existing one keeps what the operator set.
- */
-export type SourceFields = { name: string | null; description: string | null } & Pick<
-  SourceRecord,
-  | 'hostname'
-  | 'platform'
-  | 'architecture'
-  | 'kernelLevel'
-  | 'agentVersion'
-  | 'systemDiskSize'
-  | 'dataDisks'
-  | 'systemInfo'
->;
-
-export type ImportRefusal = 'disabled' | 'expired' | 'address' | 'machine-in-use' | 'count' | 'token-gone';
-
-/** The live source a MachineId belongs to, as the ownership check sees it. */
-export interface OwnedSource {
-  id: string;
-  keyId: string;
-  keySealed: string;
-}
 
 export interface ImportRequest {
   tokenId: string;
@@ -147,15 +66,24 @@ export type ImportOutcome =
   | { outcome: 'refused'; reason: ImportRefusal; sourceId?: string }
   | { outcome: 'imported'; sourceId: string; keyId: string; usedSlot: boolean; created: boolean };
 
+/** What a store reports of its own workings, for /metrics. */
+export interface StoreObserver {
+  /** Writes made durable together in one commit. */
+  groupCommit(size: number): void;
+}
+
+/**
+ * Every member is required: a store without a use for one implements it as a no-op (as
+ * kysely's dialect adapters do), so nothing upstream asks which store it has.
+ */
 export interface Store {
-  readonly kind: 'sqlite' | 'postgres';
   /** Where the data lives, for logs: never a password. */
   readonly description: string;
   close(): Promise<void>;
-  /** Told the size of each group commit, for /metrics. */
-  onBatch?: (size: number) => void;
   /** Resolves when the store answers; used by /readyz. */
   ping(): Promise<void>;
+  /** Starts reporting to `observer`; a store with nothing to report never calls it. */
+  observe(observer: StoreObserver): void;
 
   getMeta(key: string): Promise<string | undefined>;
   setMeta(key: string, value: string): Promise<void>;
@@ -171,16 +99,17 @@ export interface Store {
   setAccessKeySecret(id: string, secretSealed: string): Promise<boolean>;
   deleteAccessKey(id: string): Promise<boolean>;
 
-  /** Records a nonce; false when this key id used it before and it has not expired. */
+  /**
+   * Records a nonce; false when this key id used it before and it has not expired. It may
+   * resolve before the nonce is durable (a group-committing store records it in the commit
+   * the request's own write joins): whoever answers from it awaits settled() first.
+   */
   useNonce(keyId: string, nonce: string, now: number, expiresAt: number): Promise<boolean>;
   /**
-   * Group-committing stores (SQLite) only: record a nonce inside the pending transaction,
-   * so the request's own write joins the same commit; the caller must await `settled()`
-   * before it answers (src/rpc/early-nonce.ts).
+   * Resolves once everything written so far, nonces included, is durable; rejects when it
+   * could not be made so. A store whose writes are durable when they resolve resolves at once.
    */
-  claimNonce?(keyId: string, nonce: string, now: number, expiresAt: number): boolean;
-  /** Resolves once everything written so far is on disk; undefined when nothing is pending. */
-  settled?(): Promise<void> | undefined;
+  settled(): Promise<void>;
   /** Forgets expired nonces and idempotency keys. */
   purgeExpired(now: number): Promise<void>;
 

@@ -119,7 +119,15 @@ export class SqliteReadPool {
     for (const p of this.#queue.splice(0)) p.reject(new Error('the store is closed'));
     this.#running?.reject(new Error('the store is closed'));
     this.#running = undefined;
-    await this.#worker?.terminate();
+    const worker = this.#worker;
     this.#worker = undefined;
+    if (!worker) return;
+    // The thread closes its connection and ends; a thread stuck in a query is ended anyway.
+    const exited = new Promise((resolve) => worker.once('exit', resolve));
+    worker.ref();
+    worker.postMessage('close');
+    const stuck = setTimeout(() => void worker.terminate(), 5_000);
+    await exited;
+    clearTimeout(stuck);
   }
 }

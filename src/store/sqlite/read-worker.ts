@@ -28,7 +28,14 @@ const statement = (sql: string) => {
 };
 const inSnapshot = db.transaction((job: ReadJob) => job.statements.map(({ sql, params }) => statement(sql).all(...params)));
 
-parentPort!.on('message', (job: ReadJob) => {
+parentPort!.on('message', (job: ReadJob | 'close') => {
+  if (job === 'close') {
+    // Closed here, not by terminating the thread: a connection left open would keep the
+    // main connection's close from checkpointing the WAL into the database file.
+    db.close();
+    parentPort!.close();
+    return;
+  }
   let result: ReadResult;
   try {
     result = { id: job.id, rows: inSnapshot(job) };

@@ -1,0 +1,21 @@
+import { descriptionRule, nameRule } from '../domain/text-rules.ts';
+import { integer, text } from '../rpc/params.ts';
+import { int } from '../rpc/shapes.ts';
+
+/** Parameters and fields several actions declare alike. */
+export const pageNumber = integer({ min: 1, max: 1_000_000, default: 1, flag: 'page', doc: 'Page to return, from 1.' });
+export const pageSize = <const D extends number>(defaultSize: D) =>
+  integer({ min: 1, max: 50, default: defaultSize, doc: `Entries per page, 1-50 (default ${defaultSize}).` });
+
+export const nameParam = (doc: string) => text({ min: 2, max: 128, rule: nameRule, doc });
+export const descriptionParam = (doc: string) => text({ max: 256, rule: descriptionRule, doc });
+
+/** The paging fields of every list response, integers as in SMC. */
+export const pageFields = {
+  TotalCount: int('Entries matching the filters, on every page.'),
+  PageNumber: int(),
+  PageSize: int(),
+} as const;
+
+/** PageNumber and PageSize as the store's offset and limit. */
+export const pageOf = (p: { PageNumber: number; PageSize: number }) => ({ offset: (p.PageNumber - 1) * p.PageSize, limit: p.PageSize });

@@ -1,0 +1,38 @@
+import type { CredentialKind } from '../crypto/ids.ts';
+import type { ParamDecls } from './params.ts';
+import type { ObjectShape } from './shapes.ts';
+
+/** Who signed a request, once the signature is proven. */
+export interface Caller {
+  kind: CredentialKind;
+  keyId: string;
+  /** Source keys: the source they belong to. */
+  sourceId?: string;
+}
+
+/** What the wire knows of a request when it hands it to an action. */
+export interface RequestContext {
+  requestId: string;
+  clientIp: string;
+  now: number;
+  /** The request's signature nonce (SignatureNonce, or x-acs-signature-nonce for V3). */
+  signatureNonce: string;
+  caller: Caller;
+}
+
+/**
+ * An operation as the wire dispatches it. The wire imports no action: server.ts hands it
+ * the table (src/actions), whose entries validate their own parameters from their
+ * declarations and return the response body without RequestId.
+ */
+export interface RpcAction {
+  readonly name: string;
+  /** SMC: exists in the public SMC API; smcd: ours, same conventions. */
+  readonly origin: 'SMC' | 'smcd';
+  readonly summary: string;
+  /** Which credential kind signs it. */
+  readonly signedBy: CredentialKind;
+  readonly params: ParamDecls;
+  readonly response: ObjectShape;
+  dispatch(ctx: RequestContext, raw: ReadonlyMap<string, string>): Promise<Record<string, unknown>>;
+}
