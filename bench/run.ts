@@ -9,9 +9,10 @@ import { parseArgs } from 'node:util';
 import { type LoadResult, type Offer, runLoad } from './lib/load.ts';
 import { probeDurableCommit } from './lib/disk-probe.ts';
 import { type BenchDatabase, createBenchDatabase, postgresUnavailable, runPgbench, type PgbenchResult } from './lib/postgres.ts';
-import { type Call, type RequestPool, httpText, presign } from './lib/presign.ts';
-import { type ChildServer, RssSampler, startBaseline, startSmcd } from './lib/processes.ts';
+import { type Call, type RequestPool, httpText, presign, signedCall } from './lib/presign.ts';
+import { BENCH_ROOT, type ChildServer, RssSampler, startBaseline, startSmcd } from './lib/processes.ts';
 import { mainThreadProfile, summariseProfile } from './lib/profile.ts';
+import { type ProbeResult, runProbe } from './lib/probe-latency.ts';
 import { SCENARIOS, SEED, type ScenarioName, workload } from './lib/scenarios.ts';
 import { seedPostgres, seedSqlite } from './lib/seed.ts';
 
@@ -19,7 +20,7 @@ type StoreKind = 'sqlite' | 'postgres';
 
 const HELP = `Usage: npm run bench -- [options]
 
-  --scenario <list>     create,import,list-1k,list-1m,pgbench, all (default) or none (with --soak)
+  --scenario <list>     create,import,list-1k,list-1m,list-filtered,pgbench, all (default) or none (with --soak)
   --store <list>        sqlite,postgres or all (default all; postgres is skipped when unreachable)
   --duration <s>        measured seconds per run (default 10)
   --warmup <s>          unmeasured seconds before each measurement (default 2)
@@ -114,6 +115,8 @@ interface ScenarioResult {
   ratio: number;
   rss: { peakMb: number; hwmMb: number };
   half?: HalfRate;
+  /** list-filtered: a plain ListAccessTokens every 50 ms, alone and while the filtered lists run. */
+  plain?: { alone: ProbeResult; loaded: ProbeResult; loopDelayP99Ms?: number };
   profile?: string;
 }
 
@@ -192,12 +195,28 @@ async function runScenario(run: number, scenario: ScenarioName, store: StoreKind
     log(describeLoad(`baseline node:http (${fmt(baseline.rssMb)} MB)`, baseline.result));
 
     // smcd cannot outrun the trivial baseline: pre-sign for the baseline's rate.
-    const ceiling = baseline.result.rps * 1.1;
+    const ceiling = Math.min(baseline.result.rps * 1.1, w.maxRate ?? Number.POSITIVE_INFINITY);
     if (warmupS) await load(smcdUrl, await pool(smcdUrl, await w.prepare(Math.ceil(ceiling * warmupS * 1.25)), ceiling, warmupS), warmupS);
     const requests = await pool(smcdUrl, await w.prepare(Math.ceil(ceiling * durationS * 1.25)), ceiling, durationS);
+    let plain: ScenarioResult['plain'];
+    const plainCalls = (n: number) => Array.from({ length: n }, () => signedCall(BENCH_ROOT, 'GET', 'ListAccessTokens', {}));
+    const probeSpec = () => ({ url: smcdUrl, intervalMs: 50, durationS, calls: plainCalls(Math.ceil((durationS * 1000) / 50) + 10) });
+    if (scenario === 'list-filtered') {
+      const alone = await runProbe(probeSpec());
+      log(`  plain ListAccessTokens every 50 ms, alone:          p50 ${ms(alone.p50)}   p99 ${ms(alone.p99)}   max ${ms(alone.max)}   failed ${alone.failed}`);
+      plain = { alone, loaded: alone };
+      await eventLoopDelayP99(smcdUrl); // resets the server's histogram
+    }
     const rss = new RssSampler(server.pid).start();
+    const probing = plain ? runProbe(probeSpec()) : undefined;
     const smcd = await load(smcdUrl, requests, durationS);
     const mem = rss.stop();
+    if (plain && probing) {
+      plain.loaded = await probing;
+      plain.loopDelayP99Ms = await eventLoopDelayP99(smcdUrl);
+      log(`  plain ListAccessTokens every 50 ms, under the load: p50 ${ms(plain.loaded.p50)}   p99 ${ms(plain.loaded.p99)}   max ${ms(plain.loaded.max)}   failed ${plain.loaded.failed}`);
+      log(`  smcd event-loop delay p99 during the load: ${plain.loopDelayP99Ms === undefined ? 'n/a' : ms(plain.loopDelayP99Ms)}`);
+    }
     const ratio = smcd.rps / baseline.result.rps;
     log(describeLoad(`smcd ${scenario}`, smcd));
     log(`  ratio to baseline ${fmt(ratio, 2)}   peak RSS ${fmt(mem.hwmMb, 1)} MB (VmHWM)`);
@@ -219,11 +238,22 @@ async function runScenario(run: number, scenario: ScenarioName, store: StoreKind
     const after = halfRss.stop();
     const profile = await stopAndProfile(server, label);
     server = undefined;
-    results.push({ run, scenario, store, baseline: baseline.result, smcd, ratio, rss: { peakMb: Math.max(mem.peakMb, after.peakMb), hwmMb: after.hwmMb }, half, profile });
+    results.push({ run, scenario, store, baseline: baseline.result, smcd, ratio, rss: { peakMb: Math.max(mem.peakMb, after.peakMb), hwmMb: after.hwmMb }, half, plain, profile });
   } finally {
     await server?.stop();
     await db?.drop().catch((err) => log(`  could not drop ${db.name}: ${(err as Error).message}`));
     rmSync(workDir, { recursive: true, force: true });
+  }
+}
+
+/** smcd's event-loop delay p99 since the last scrape (prom-client resets its histogram on each), in ms. */
+async function eventLoopDelayP99(url: string): Promise<number | undefined> {
+  try {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    const m = /^(?:smcd_)?nodejs_eventloop_lag_p99_seconds(?:\{[^}]*\})? ([0-9.e+-]+)$/m.exec(text);
+    return m ? Number(m[1]) * 1000 : undefined;
+  } catch {
+    return undefined;
   }
 }
 
@@ -301,6 +331,11 @@ function summary(): string {
       const ratio = big.smcd.p99 / small.smcd.p99;
       row(`list p99 1M ÷ 1k, ${store} (run ${big.run})`, `${ms(big.smcd.p99)} / ${ms(small.smcd.p99)} = ${fmt(ratio, 2)}`, '≤ 1.5', ratio <= 1.5);
     }
+  }
+  for (const r of results.filter((x) => x.plain)) {
+    const p = r.plain!;
+    row(`plain list p99 while filtered lists run, ${r.store} (run ${r.run})`, `${ms(p.loaded.p99)} (alone ${ms(p.alone.p99)})`, '< 20 ms', p.loaded.p99 < 20);
+    if (p.loopDelayP99Ms !== undefined) row(`  event-loop delay p99 meanwhile, ${r.store}`, ms(p.loopDelayP99Ms), '< 10 ms', p.loopDelayP99Ms < 10);
   }
   if (results.length) {
     const peak = Math.max(...results.map((r) => r.rss.hwmMb));

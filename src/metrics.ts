@@ -33,6 +33,16 @@ export function createMetrics() {
       registers: [registry],
     }),
     storeErrors: new Counter({ name: 'smcd_store_errors_total', help: 'Store operations that failed.', registers: [registry] }),
+    internalErrors: new Counter({
+      name: 'smcd_internal_errors_total',
+      help: 'Requests answered 500 because a handler failed unexpectedly (each is logged with its RequestId).',
+      registers: [registry],
+    }),
+    connectionsRefused: new Counter({
+      name: 'smcd_connections_refused_total',
+      help: 'Connections closed at once because their client address held too many (--max-connections-per-address).',
+      registers: [registry],
+    }),
     batchSize: new Histogram({
       name: 'smcd_group_commit_batch_size',
       help: 'Writes committed together in one transaction (SQLite group commit).',

@@ -1,19 +1,20 @@
-import { readFile } from 'node:fs/promises';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
-import { extname, join, normalize } from 'node:path';
+import type { AddressInfo, BlockList, Socket } from 'node:net';
+import { isIP } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { Services, ServiceSettings } from './actions/types.ts';
-import type { SecretBox } from './crypto/secret-box.ts';
 import { newRequestId } from './crypto/ids.ts';
+import type { SecretBox } from './crypto/secret-box.ts';
+import { addressGroup, normaliseClientIp } from './domain/ip-range.ts';
 import type { Clock } from './domain/time.ts';
 import { createMetrics } from './metrics.ts';
 import { parseTrustedProxies } from './rpc/client-address.ts';
 import { type ApiError, errors } from './rpc/errors.ts';
 import { DEFAULT_LIMITS, type RpcLimits, createRpcHandler } from './rpc/handle-request.ts';
 import { HOST_ID } from './rpc/serialize.ts';
-import { FailureThrottle } from './rpc/throttle.ts';
+import { AuthThrottle } from './rpc/throttle.ts';
+import { type StaticFile, decodePathSegment, loadStaticFiles } from './static-files.ts';
 import type { Store } from './store/store.ts';
 import { withTimeout } from './util/with-timeout.ts';
 
@@ -24,25 +25,37 @@ export interface ServerOptions {
   clock: Clock;
   settings: ServiceSettings;
   limits?: Partial<RpcLimits>;
-  /** Failed authentications allowed per address within the window before 429. */
+  /** Failed authentications allowed per address (IPv6: per /64) within the window before 429. */
   authFailureLimit?: number;
   authFailureWindowMs?: number;
+  /** Failed signatures allowed per AccessKeyId within the window before 429 for that key id. */
+  keyFailureLimit?: number;
   /** Comma-separated addresses/CIDRs of proxies whose X-Forwarded-For is believed. */
   trustProxy?: string;
+  /** The URL sources reach this server at (agent script, import command); default the listen address. */
+  publicUrl?: string;
   headersTimeoutMs?: number;
   requestTimeoutMs?: number;
   keepAliveTimeoutMs?: number;
   maxConnections?: number;
+  /** Open connections one client address (IPv6: one /64) may hold; trusted proxies are exempt. */
+  maxConnectionsPerAddress?: number;
   maxRequestsPerSocket?: number;
+  /** Where the console's files are read from at start (tests); default the shipped console/. */
+  consoleDir?: string;
 }
 
 const CONSOLE_DIR = fileURLToPath(new URL('../console/', import.meta.url));
-const CONSOLE_TYPES: Record<string, string> = {
-  '.html': 'text/html;charset=utf-8',
-  '.js': 'text/javascript;charset=utf-8',
-  '.css': 'text/css;charset=utf-8',
-  '.png': 'image/png',
-  '.svg': 'image/svg+xml',
+const AGENT_DIR = fileURLToPath(new URL('../agent/', import.meta.url));
+/** The line of the shell agent that the server fills in with its public URL. */
+const PUBLIC_URL_PLACEHOLDER = '__SMCD_PUBLIC_URL__';
+
+const CONSOLE_HEADERS = {
+  'content-security-policy':
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+  'x-frame-options': 'DENY',
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
 };
 
 /** Writes an SMC-style JSON error straight onto a socket the HTTP parser gave up on. */
@@ -58,9 +71,35 @@ function rawError(socket: Socket, error: ApiError): void {
   );
 }
 
+function plain(res: ServerResponse, status: number, text: string, requestId?: string): void {
+  const headers: Record<string, string> = { 'content-type': 'text/plain;charset=utf-8' };
+  if (requestId) headers['x-acs-request-id'] = requestId;
+  res.writeHead(status, headers).end(`${text}${requestId ? ` (RequestId ${requestId})` : ''}\n`);
+}
+
+/** `http(s)://host[:port]` without a trailing slash, query, fragment or credentials; else an error message. */
+export function checkPublicUrl(raw: string): { url: string } | { error: string } {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    return { error: `"${raw}" is not a URL` };
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return { error: 'must start with http:// or https://' };
+  if (u.username || u.password || u.search || u.hash) return { error: 'must not carry credentials, a query or a fragment' };
+  // It is written into a shell script and shell commands: only URL characters, never a quote.
+  const url = u.href.replace(/\/+$/, '');
+  if (!/^[A-Za-z0-9:/.\-_~%[\]@!$&()*+,;=]+$/.test(url) || url.includes("'")) return { error: 'contains characters a URL should not' };
+  return { url };
+}
+
 export class SmcdServer {
   readonly http: Server;
   readonly services: Services;
+  readonly #console: ReadonlyMap<string, StaticFile>;
+  readonly #agentScript?: StaticFile;
+  #agentScriptFilled?: StaticFile;
+  #address?: string;
   #purgeTimer?: NodeJS.Timeout;
   #ready = true;
 
@@ -68,13 +107,15 @@ export class SmcdServer {
     const metrics = createMetrics();
     this.services = { store: options.store, box: options.box, clock: options.clock, settings: options.settings, log: options.log, metrics };
     options.store.onBatch = (n) => metrics.batchSize.observe(n);
-    const throttle = new FailureThrottle(options.authFailureLimit ?? 100, options.authFailureWindowMs ?? 60_000);
-    const rpc = createRpcHandler(
-      this.services,
-      throttle,
-      { ...DEFAULT_LIMITS, ...options.limits },
-      options.trustProxy ? parseTrustedProxies(options.trustProxy) : undefined,
-    );
+    const throttle = new AuthThrottle({
+      addressLimit: options.authFailureLimit ?? 100,
+      keyLimit: options.keyFailureLimit ?? 1000,
+      windowMs: options.authFailureWindowMs ?? 60_000,
+    });
+    const trusted = options.trustProxy ? parseTrustedProxies(options.trustProxy) : undefined;
+    const rpc = createRpcHandler(this.services, throttle, { ...DEFAULT_LIMITS, ...options.limits }, trusted);
+    this.#console = loadStaticFiles(options.consoleDir ?? CONSOLE_DIR);
+    this.#agentScript = loadStaticFiles(AGENT_DIR).get('smcd-agent.sh');
     this.http = createServer(
       {
         // Above the URL limit, so that a long URL gets our 414 and not Node's bare 431.
@@ -85,13 +126,15 @@ export class SmcdServer {
         connectionsCheckingInterval: 1_000,
       },
       (req, res) => {
-        const path = (req.url ?? '/').split('?')[0];
-        if (path === '/' || !req.url?.startsWith('/')) return void rpc(req, res);
-        return void this.#serveSide(path, req, res);
+        // Whatever a handler throws is answered and logged here: no request ends the process.
+        const url = req.url ?? '/';
+        const routed = url === '/' || url.startsWith('/?') || !url.startsWith('/') ? rpc(req, res) : this.#serveSide(url, req, res);
+        routed.catch((err: unknown) => this.#failed(url, res, err));
       },
     );
     this.http.maxConnections = options.maxConnections ?? 10_000;
     this.http.maxRequestsPerSocket = options.maxRequestsPerSocket ?? 10_000;
+    this.#capConnectionsPerAddress(options.maxConnectionsPerAddress ?? 256, trusted);
     this.http.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
       const code = err.code ?? '';
       if (code === 'ECONNRESET' || code === 'EPIPE') return socket.destroy();
@@ -101,42 +144,105 @@ export class SmcdServer {
     });
   }
 
-  async #serveSide(path: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const { store, metrics } = this.services;
-    if (path === '/healthz') return void res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
-    if (path === '/readyz') {
-      try {
-        if (!this.#ready) throw new Error('shutting down');
-        await withTimeout(store.ping(), 2_000);
-        return void res.writeHead(200, { 'content-type': 'text/plain' }).end('ready\n');
-      } catch {
-        return void res.writeHead(503, { 'content-type': 'text/plain' }).end('not ready\n');
+  /** Connections beyond `cap` from one address (IPv6: one /64) are closed at once. */
+  #capConnectionsPerAddress(cap: number, trusted: BlockList | undefined): void {
+    const open = new Map<string, number>();
+    const refused = this.services.metrics.connectionsRefused;
+    this.http.on('connection', (socket: Socket) => {
+      const peer = normaliseClientIp(socket.remoteAddress ?? '');
+      const version = isIP(peer);
+      // A proxy carries many clients on its connections; its own limits apply to them.
+      if (trusted && version !== 0 && trusted.check(peer, version === 4 ? 'ipv4' : 'ipv6')) return;
+      const group = addressGroup(peer);
+      const n = (open.get(group) ?? 0) + 1;
+      if (n > cap) {
+        refused.inc();
+        socket.destroy();
+        return;
       }
+      open.set(group, n);
+      socket.once('close', () => {
+        const left = (open.get(group) ?? 1) - 1;
+        if (left > 0) open.set(group, left);
+        else open.delete(group);
+      });
+    });
+  }
+
+  /** An exception no handler answered: 500, logged with a RequestId; the process goes on. */
+  #failed(url: string, res: ServerResponse, err: unknown): void {
+    const requestId = newRequestId();
+    this.services.log.error({ requestId, path: url.split('?')[0]?.slice(0, 256), err }, 'internal error');
+    this.services.metrics.internalErrors.inc();
+    if (res.headersSent) {
+      res.destroy();
+      return;
     }
+    if (url === '/' || url.startsWith('/?')) {
+      const e = errors.internal();
+      const body = JSON.stringify({ RequestId: requestId, HostId: HOST_ID, Code: e.code, Message: e.message, Recommend: e.recommend });
+      res.writeHead(500, { 'content-type': 'application/json;charset=utf-8', 'x-acs-request-id': requestId }).end(body);
+      return;
+    }
+    plain(res, 500, 'internal error', requestId);
+  }
+
+  async #serveSide(url: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = url.split('?')[0] ?? '';
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.setHeader('allow', 'GET, HEAD');
+      return plain(res, 405, 'method not allowed: use GET', newRequestId());
+    }
+    if (path === '/healthz') return plain(res, 200, 'ok');
+    if (path === '/readyz') return this.#readiness(res);
     if (path === '/metrics') {
-      const text = await metrics.registry.metrics();
-      return void res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text);
+      const { registry } = this.services.metrics;
+      const text = await registry.metrics();
+      return void res.writeHead(200, { 'content-type': registry.contentType }).end(text);
     }
-    if (path === '/console' || path.startsWith('/console/')) {
-      if (path === '/console') return void res.writeHead(301, { location: '/console/' }).end();
-      const rel = normalize(decodeURIComponent(path.slice('/console/'.length)) || 'index.html');
-      if (rel.startsWith('..') || rel.includes('\0')) return void res.writeHead(404).end();
-      try {
-        const data = await readFile(join(CONSOLE_DIR, rel));
-        return void res
-          .writeHead(200, {
-            'content-type': CONSOLE_TYPES[extname(rel)] ?? 'application/octet-stream',
-            'content-security-policy': "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'",
-            'x-content-type-options': 'nosniff',
-            'referrer-policy': 'no-referrer',
-          })
-          .end(data);
-      } catch {
-        return void res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
-      }
+    if (path === '/console') return void res.writeHead(301, { location: '/console/' }).end();
+    if (path.startsWith('/console/')) return this.#serveConsole(path.slice('/console/'.length), res);
+    if (path === '/agent/smcd-agent.sh') return this.#serveAgentScript(res);
+    if (path === '/agent/info.json') {
+      const body = JSON.stringify({ PublicUrl: this.publicUrl, AgentScript: `${this.publicUrl}/agent/smcd-agent.sh` });
+      return void res.writeHead(200, { 'content-type': 'application/json;charset=utf-8', 'cache-control': 'no-store' }).end(body);
     }
     const body = JSON.stringify({ RequestId: newRequestId(), HostId: HOST_ID, Code: 'NotFound', Message: 'The specified path does not exist. The API is served at /.', Recommend: '' });
     res.writeHead(404, { 'content-type': 'application/json;charset=utf-8' }).end(body);
+  }
+
+  async #readiness(res: ServerResponse): Promise<void> {
+    try {
+      if (!this.#ready) throw new Error('shutting down');
+      await withTimeout(this.options.store.ping(), 2_000);
+      plain(res, 200, 'ready');
+    } catch {
+      plain(res, 503, 'not ready');
+    }
+  }
+
+  #serveConsole(segment: string, res: ServerResponse): void {
+    const name = decodePathSegment(segment);
+    if (name === undefined) return plain(res, 400, 'bad request: malformed percent-encoding in the path', newRequestId());
+    const file = this.#console.get(name === '' ? 'index.html' : name);
+    if (!file) return void res.writeHead(404, { ...CONSOLE_HEADERS, 'content-type': 'text/plain;charset=utf-8' }).end('not found\n');
+    res.writeHead(200, { ...CONSOLE_HEADERS, 'content-type': file.type, 'content-length': file.body.length }).end(file.body);
+  }
+
+  /** The shell agent, with this server's public URL filled in so `curl ... | sh` needs no endpoint. */
+  #serveAgentScript(res: ServerResponse): void {
+    if (!this.#agentScript) return plain(res, 404, 'not found');
+    this.#agentScriptFilled ??= {
+      type: this.#agentScript.type,
+      body: Buffer.from(this.#agentScript.body.toString('utf8').replace(PUBLIC_URL_PLACEHOLDER, this.publicUrl)),
+    };
+    const { body, type } = this.#agentScriptFilled;
+    res.writeHead(200, { 'content-type': type, 'content-length': body.length, 'x-content-type-options': 'nosniff', 'cache-control': 'no-store' }).end(body);
+  }
+
+  /** Where sources reach this server: --public-url, else the address it listens on. */
+  get publicUrl(): string {
+    return this.options.publicUrl ?? this.#address ?? '';
   }
 
   listen(port: number, host: string): Promise<string> {
@@ -146,11 +252,12 @@ export class SmcdServer {
         this.http.off('error', reject);
         const a = this.http.address() as AddressInfo;
         const shown = a.family === 'IPv6' ? `[${a.address}]` : a.address;
+        this.#address = `http://${shown}:${a.port}`;
         // Nonces and idempotency keys older than their window are forgotten.
         this.#purgeTimer = setInterval(() => {
           this.options.store.purgeExpired(this.options.clock()).catch(() => {});
         }, 60_000).unref();
-        resolve(`http://${shown}:${a.port}`);
+        resolve(this.#address);
       });
     });
   }

@@ -220,6 +220,24 @@ describe('smcd agent import, run as a process against a real server', () => {
     assertClean(again, code);
   });
 
+  it('a clone without the key (same MachineId, no state file): exit 1, MachineIdInUse, told to use its own id; then it can', async () => {
+    const code = await createCode(s, { Count: '5' });
+    const machine = otherMachine();
+    const original = stateDir();
+    assert.equal((await runAgent(['import', '--endpoint', s.url, '--state-dir', original], { ...codeEnv(code), ...machine })).code, 0);
+    const { sourceId } = await readState(original);
+    const clone = await runAgent(['import', '--endpoint', s.url, '--state-dir', stateDir()], { ...codeEnv(code), ...machine });
+    assert.equal(clone.code, 1);
+    assert.ok(clone.stderr.includes(sourceId), clone.stderr);
+    assert.match(clone.stderr, /another source already owns this machine's MachineId.*own id \(--machine-id or SMCD_AGENT_MACHINE_ID\).*SourceServer\.MachineIdInUse/);
+    assertClean(clone, code);
+    assert.equal(await registeredCount(s, code.id), '1');
+    // The original still re-imports (it holds the key), and a clone with its own id imports as a new source.
+    assert.equal((await runAgent(['import', '--endpoint', s.url, '--state-dir', original], { ...codeEnv(code), ...machine })).code, 0);
+    assert.equal((await runAgent(['import', '--endpoint', s.url, '--state-dir', stateDir()], { ...codeEnv(code), ...otherMachine() })).code, 0);
+    assert.equal(await registeredCount(s, code.id), '2');
+  });
+
   it('the code may be given as flags too', async () => {
     const code = await createCode(s);
     const run = await runAgent(['import', '--endpoint', s.url, '--state-dir', stateDir(), '--token-id', code.id, '--token-code', code.code], otherMachine());
@@ -263,7 +281,7 @@ describe('smcd agent import, run as a process against a real server', () => {
     const code = await createCode(s, { IpAddressRange: '10.0.0.0/8' });
     const run = await runAgent(['import', '--endpoint', s.url, '--state-dir', stateDir()], codeEnv(code));
     assert.equal(run.code, 1);
-    assert.match(run.stderr, /may not be used from this machine's address: its IpAddressRange does not include .*AccessToken\.IpNotAllowed/);
+    assert.match(run.stderr, /may not be used from this machine's address: .*\(127\.0\.0\.1\)\. Its IpAddressRange does not include .*AccessToken\.IpNotAllowed/);
     assertClean(run, code);
   });
 

@@ -142,6 +142,21 @@ describe('every authentication failure gets its SMC error code', () => {
     expectError(await callRaw(s.url, encodeForm(all)), 400, 'SignatureDoesNotMatch');
   });
 
+  it('V1 must sign Action and Version: unsigned x-acs-action / x-acs-version headers do not name a V1 operation', async () => {
+    // A correctly signed V1 list, with Action and Version moved out of the signed parameters into headers.
+    const all = v1Params(s.root, 'ListAccessTokens', {});
+    const { Action, Version, ...rest } = all;
+    const noAction = await callRaw(s.url, encodeForm({ ...rest, Version: Version! }), { headers: { 'x-acs-action': 'CreateAccessToken' } });
+    expectError(noAction, 400, 'MissingAction');
+    const noVersion = await callRaw(s.url, encodeForm({ ...rest, Action: Action! }), { headers: { 'x-acs-version': '2019-06-01' } });
+    expectError(noVersion, 400, 'MissingVersion');
+    // Signed without Action: a header cannot choose what the signature authorizes.
+    const signedWithout = v1Params(s.root, 'ListAccessTokens', {});
+    delete signedWithout.Action;
+    expectError(await callRaw(s.url, encodeForm(signedWithout), { headers: { 'x-acs-action': 'CreateAccessToken' } }), 400, 'MissingAction');
+    assert.equal((await callRaw(s.url, encodeForm(all))).status, 200, 'the same request with its signed Action works');
+  });
+
   it('other HTTP methods: 403 UnsupportedHTTPMethod', async () => {
     for (const method of ['PUT', 'DELETE', 'PATCH']) {
       const r = await fetch(`${s.url}/?Action=ListAccessTokens`, { method });

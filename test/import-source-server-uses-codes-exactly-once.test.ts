@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHmac, randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { type Creds, callV1, callV3 } from './helpers/sign.ts';
 import { type TestServer, startTestServer, testClock } from './helpers/server.ts';
@@ -20,6 +21,16 @@ describe('ImportSourceServer: one use per new machine, atomically, refused in th
     return { id: r.body.AccessTokenId, secret: r.body.AccessTokenCode };
   }
   const importWith = (code: Creds, params: Record<string, string>) => callV1(s.url, code, 'ImportSourceServer', params, { method: 'POST', timestamp: ts() });
+  /** API.md 5.2, computed here independently of the server's code: hex HMAC-SHA256(secret, MachineId + "\n" + nonce). */
+  const proof = (owner: { SourceKeyId: string; SourceKeySecret: string }, machineId: string, nonce: string) => ({
+    SourceKeyId: owner.SourceKeyId,
+    SourceProof: createHmac('sha256', owner.SourceKeySecret).update(`${machineId}\n${nonce}`).digest('hex'),
+  });
+  /** A re-import from the machine that holds its source's key: the proof goes with it. */
+  const reimportWith = (code: Creds, params: Record<string, string>, owner: { SourceKeyId: string; SourceKeySecret: string }) => {
+    const nonce = randomUUID();
+    return callV1(s.url, code, 'ImportSourceServer', { ...params, ...proof(owner, params.MachineId!, nonce) }, { method: 'POST', timestamp: ts(), nonce });
+  };
   const token = async (id: string) =>
     (await callV1(s.url, s.root, 'ListAccessTokens', { 'AccessTokenId.1': id }, { timestamp: ts() })).body.AccessTokens.AccessToken[0];
   const source = async (id: string) =>
@@ -90,8 +101,8 @@ describe('ImportSourceServer: one use per new machine, atomically, refused in th
     const first = await importWith(code, { MachineId: 'again', Hostname: 'h1' });
     const importedAt = ts();
     clock.advance(5000);
-    const second = await importWith(code, { MachineId: 'again', Hostname: 'h2' });
-    assert.equal(second.status, 200);
+    const second = await reimportWith(code, { MachineId: 'again', Hostname: 'h2' }, first.body);
+    assert.equal(second.status, 200, second.text);
     assert.equal(second.body.SourceId, first.body.SourceId);
     assert.equal(second.body.SourceKeyId, first.body.SourceKeyId);
     assert.notEqual(second.body.SourceKeySecret, first.body.SourceKeySecret);
@@ -113,10 +124,10 @@ describe('ImportSourceServer: one use per new machine, atomically, refused in th
     assert.equal((await source(first.body.SourceId)).Name, 'h-orig');
     const mod = await callV1(s.url, s.root, 'ModifySourceServerAttribute', { SourceId: first.body.SourceId, Name: 'db-primary', Description: 'kept' }, { timestamp: ts() });
     assert.equal(mod.status, 200);
-    await importWith(code, { MachineId: 'renamed', Hostname: 'h-new' });
+    const second = await reimportWith(code, { MachineId: 'renamed', Hostname: 'h-new' }, first.body);
     const kept = await source(first.body.SourceId);
     assert.deepEqual([kept.Name, kept.Description], ['db-primary', 'kept']);
-    await importWith(code, { MachineId: 'renamed', Hostname: 'h-new', Name: 'explicit' });
+    assert.equal((await reimportWith(code, { MachineId: 'renamed', Hostname: 'h-new', Name: 'explicit' }, second.body)).status, 200);
     assert.equal((await source(first.body.SourceId)).Name, 'explicit');
   });
 
@@ -134,11 +145,60 @@ describe('ImportSourceServer: one use per new machine, atomically, refused in th
     const a = await newCode();
     const b = await newCode();
     const first = await importWith(a, { MachineId: 'mover' });
-    const second = await importWith(b, { MachineId: 'mover' });
+    const second = await reimportWith(b, { MachineId: 'mover' }, first.body);
+    assert.equal(second.status, 200, second.text);
     assert.equal(second.body.SourceId, first.body.SourceId);
     assert.equal((await token(b.id)).RegisteredCount, '1');
     assert.equal((await token(a.id)).RegisteredCount, '1');
     assert.equal((await source(first.body.SourceId)).AccessTokenId, b.id);
+  });
+
+  it('a MachineId that has a source cannot be taken over without proof of its key: 409, and nothing changes', async () => {
+    const owned = await newCode({ Count: '3' });
+    const other = await newCode({ Count: '3' });
+    const first = await importWith(owned, { MachineId: 'owned-1', Hostname: 'rightful' });
+    const owner = first.body;
+    const attempts: Array<[string, Promise<Awaited<ReturnType<typeof importWith>>>]> = [
+      ['no proof, same code', importWith(owned, { MachineId: 'owned-1', Hostname: 'intruder' })],
+      ['no proof, another code', importWith(other, { MachineId: 'owned-1', Hostname: 'intruder' })],
+      ['key id only', importWith(other, { MachineId: 'owned-1', SourceKeyId: owner.SourceKeyId })],
+      // The proof of another request: right key, but made for another nonce.
+      ['proof for another nonce', importWith(other, { MachineId: 'owned-1', ...proof(owner, 'owned-1', 'some-other-nonce') })],
+      ['proof under a wrong secret', importWith(other, { MachineId: 'owned-1', ...proof({ ...owner, SourceKeySecret: 'x'.repeat(32) }, 'owned-1', 'n') })],
+    ];
+    for (const [what, pending] of attempts) {
+      const r = await pending;
+      assert.equal(r.status, 409, what);
+      assert.equal(r.body.Code, 'SourceServer.MachineIdInUse', what);
+      assert.match(r.body.Message, new RegExp(owner.SourceId), 'the message names the source');
+      assert.match(r.body.Recommend, /delete that source/);
+      assert.match(r.body.RequestId, /^[0-9A-F-]{36}$/);
+    }
+    assert.equal((await token(owned.id)).RegisteredCount, '1');
+    assert.equal((await token(other.id)).RegisteredCount, '0', 'a refused import uses nothing');
+    const src = await source(owner.SourceId);
+    assert.deepEqual([src.Hostname, src.AccessTokenId], ['rightful', owned.id]);
+    const beat = await callV1(s.url, { id: owner.SourceKeyId, secret: owner.SourceKeySecret }, 'ReportSourceServerHeartbeat', { SourceId: owner.SourceId }, { timestamp: ts() });
+    assert.equal(beat.status, 200, "the rightful machine's key still works");
+
+    // V3 binds the proof to x-acs-signature-nonce.
+    const nonce = randomUUID();
+    const v3 = await callV3(s.url, other, 'ImportSourceServer', { MachineId: 'owned-1', ...proof(owner, 'owned-1', nonce) }, { date: ts(), nonce });
+    assert.equal(v3.status, 200, v3.text);
+    assert.equal(v3.body.SourceId, owner.SourceId);
+  });
+
+  it('ownership is checked after the code refusals and before the count', async () => {
+    const full = await newCode({ Count: '1' });
+    const first = await importWith(full, { MachineId: 'order-1' });
+    const usedUp = await newCode({ Count: '1' });
+    assert.equal((await importWith(usedUp, { MachineId: 'order-2' })).status, 200);
+    assert.equal((await importWith(usedUp, { MachineId: 'order-1' })).body.Code, 'SourceServer.MachineIdInUse');
+    assert.equal((await reimportWith(usedUp, { MachineId: 'order-1' }, first.body)).body.Code, 'AccessToken.CountExceeded');
+    const narrow = await newCode({ IpAddressRange: '10.0.0.0/8' });
+    const refused = await importWith(narrow, { MachineId: 'order-1' });
+    assert.equal(refused.body.Code, 'AccessToken.IpNotAllowed');
+    assert.match(refused.body.Message, /\(127\.0\.0\.1\)/, 'the message names the address the server saw');
   });
 
   it('refusals: Disabled, Expired, IpNotAllowed, CountExceeded, checked in that order', async () => {
@@ -151,7 +211,8 @@ describe('ImportSourceServer: one use per new machine, atomically, refused in th
 
     const expiring = await newCode({ Count: '1', IpAddressRange: '10.0.0.0/8', TimeToLiveInDays: '1' });
     const usedUp = await newCode({ Count: '1', TimeToLiveInDays: '1' });
-    assert.equal((await importWith(usedUp, { MachineId: 'only' })).status, 200);
+    const only = await importWith(usedUp, { MachineId: 'only' });
+    assert.equal(only.status, 200);
     const r2 = await importWith(usedUp, { MachineId: 'second' });
     assert.equal(r2.body.Code, 'AccessToken.CountExceeded');
     const allowed = await newCode({ IpAddressRange: '127.0.0.0/8,::1' });
@@ -163,7 +224,7 @@ describe('ImportSourceServer: one use per new machine, atomically, refused in th
     assert.equal(r3.body.Code, 'AccessToken.Expired');
     // Expired wins over used up; re-import of a known machine on an expired code is refused too.
     assert.equal((await importWith(usedUp, { MachineId: 'second' })).body.Code, 'AccessToken.Expired');
-    assert.equal((await importWith(usedUp, { MachineId: 'only' })).body.Code, 'AccessToken.Expired');
+    assert.equal((await reimportWith(usedUp, { MachineId: 'only' }, only.body)).body.Code, 'AccessToken.Expired');
   });
 
   it('a deleted code cannot import; its sources stay and keep its AccessTokenId', async () => {

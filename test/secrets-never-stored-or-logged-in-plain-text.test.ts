@@ -1,3 +1,4 @@
+import { createHmac, randomUUID } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
@@ -56,7 +57,19 @@ describe(`secrets never appear in plain text in the data, the data directory or 
         const beat = await callV1(server.url, { id: imported.body.SourceKeyId, secret: imported.body.SourceKeySecret }, 'ReportSourceServerHeartbeat', { SourceId: imported.body.SourceId });
         assert.equal(beat.status, 200, beat.text);
         // A re-import rotates the source secret: the new one must not leak either.
-        const again = await callV1(server.url, code, 'ImportSourceServer', { MachineId: `m-${i}` });
+        const nonce = randomUUID();
+        const again = await callV1(
+          server.url,
+          code,
+          'ImportSourceServer',
+          {
+            MachineId: `m-${i}`,
+            SourceKeyId: imported.body.SourceKeyId,
+            SourceProof: createHmac('sha256', imported.body.SourceKeySecret).update(`m-${i}\n${nonce}`).digest('hex'),
+          },
+          { nonce },
+        );
+        assert.equal(again.status, 200, again.text);
         secrets.push(again.body.SourceKeySecret);
         assert.equal((await callV1(server.url, { id: code.id, secret: code.secret.toLowerCase() }, 'ImportSourceServer', { MachineId: 'x' })).body.Code, 'SignatureDoesNotMatch');
         if (i === 1) assert.equal((await callV1(server.url, root, 'DisableAccessToken', { AccessTokenId: code.id })).status, 200);

@@ -2,11 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { BENCH_ROOT } from './processes.ts';
 import { type Call, type Creds, signedCall, signedForm } from './presign.ts';
 
-export type ScenarioName = 'create' | 'import' | 'list-1k' | 'list-1m';
-export const SCENARIOS: readonly ScenarioName[] = ['create', 'import', 'list-1k', 'list-1m'];
+export type ScenarioName = 'create' | 'import' | 'list-1k' | 'list-1m' | 'list-filtered';
+export const SCENARIOS: readonly ScenarioName[] = ['create', 'import', 'list-1k', 'list-1m', 'list-filtered'];
 
 /** Codes a scenario puts into the database before the server starts (not through the API). */
-export const SEED: Record<ScenarioName, number> = { create: 0, import: 0, 'list-1k': 1_000, 'list-1m': 1_000_000 };
+export const SEED: Record<ScenarioName, number> = { create: 0, import: 0, 'list-1k': 1_000, 'list-1m': 1_000_000, 'list-filtered': 100_000 };
 
 /** What smcd is asked, and what the baseline is sent instead (one request of the same shape). */
 export interface Workload {
@@ -15,6 +15,8 @@ export interface Workload {
   sample(): Call;
   /** Write scenarios also get the half-rate latency measurement. */
   writes: boolean;
+  /** A rate smcd cannot exceed in this scenario, to pre-sign fewer requests than the baseline's rate would ask. */
+  maxRate?: number;
 }
 
 /** A signed call through the API, for set-up (codes for the import scenario). */
@@ -82,6 +84,14 @@ export function workload(name: ScenarioName, url: () => string): Workload {
         },
       };
     }
+    case 'list-filtered':
+      // The load: status-filtered lists, each of which must count the matching codes.
+      return {
+        writes: false,
+        maxRate: 10_000,
+        sample: () => signedCall(BENCH_ROOT, 'GET', 'ListAccessTokens', { Status: 'activated' }),
+        prepare: async () => (i) => signedCall(BENCH_ROOT, 'GET', 'ListAccessTokens', { Status: ['activated', 'unactivated', 'expired'][i % 3] }),
+      };
     case 'list-1k':
     case 'list-1m':
       // The console's first page: newest first, default page size.

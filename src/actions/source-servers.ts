@@ -1,4 +1,5 @@
 import { newSourceId, newSourceKeyId, newSourceKeySecret } from '../crypto/ids.ts';
+import { isValidSourceProof } from '../crypto/source-proof.ts';
 import { importRefusal } from '../domain/access-token.ts';
 import { onlineSince, sourceState } from '../domain/source-server.ts';
 import { formatTime } from '../domain/time.ts';
@@ -16,13 +17,22 @@ const systemInfoParam: ParamDecl = {
   doc: 'JSON object, at most 1 KiB: hostname, ipv4, ipv6, cores, memory, ...',
 };
 
-const REFUSALS: Record<ImportRefusal, () => Error> = {
-  disabled: errors.tokenDisabled,
-  expired: errors.tokenExpired,
-  address: errors.tokenIpNotAllowed,
-  count: errors.tokenCountExceeded,
-  'token-gone': errors.keyNotFound,
-};
+function refusalError(reason: ImportRefusal, clientIp: string, sourceId = ''): Error {
+  switch (reason) {
+    case 'disabled':
+      return errors.tokenDisabled();
+    case 'expired':
+      return errors.tokenExpired();
+    case 'address':
+      return errors.tokenIpNotAllowed(clientIp);
+    case 'machine-in-use':
+      return errors.machineIdInUse(sourceId);
+    case 'count':
+      return errors.tokenCountExceeded();
+    case 'token-gone':
+      return errors.keyNotFound();
+  }
+}
 
 export const importSourceServer: ActionDef = {
   name: 'ImportSourceServer',
@@ -41,18 +51,32 @@ export const importSourceServer: ActionDef = {
     { name: 'SystemDiskSize', type: 'integer', min: 0, max: 1_048_576, doc: 'System disk size in GiB.' },
     { name: 'DataDisk', type: 'disks', maxItems: 64, doc: 'DataDisk.N.Index, DataDisk.N.Path, DataDisk.N.Size (GiB).' },
     systemInfoParam,
+    { name: 'SourceKeyId', type: 'string', max: 64, doc: "smcd: the key id of this machine's source, to prove ownership on a re-import." },
+    {
+      name: 'SourceProof',
+      type: 'string',
+      max: 64,
+      doc: 'smcd: lowercase hex HMAC-SHA256(source key secret, MachineId + "\\n" + SignatureNonce); required to re-import a MachineId that has a source.',
+    },
   ],
   response: ['SourceId', 'SourceKeyId', 'SourceKeySecret', 'HeartbeatRate'],
   async handler(ctx, p) {
     const { store, box, log, metrics, settings } = ctx.services;
     const secret = newSourceKeySecret();
     const hostname = (p.Hostname as string | undefined) ?? '';
+    const machineId = p.MachineId as string;
+    const proofKeyId = p.SourceKeyId as string | undefined;
+    const proof = p.SourceProof as string | undefined;
     const result = await store.importSource({
       tokenId: ctx.caller.keyId,
-      machineId: p.MachineId as string,
+      machineId,
       now: ctx.now,
       clientIp: ctx.clientIp,
       refusal: (token) => importRefusal(token, ctx.now, ctx.clientIp),
+      ownsSource: (source) =>
+        proof !== undefined &&
+        proofKeyId === source.keyId &&
+        isValidSourceProof(proof, box.open(source.keySealed, source.keyId), machineId, ctx.signatureNonce),
       fields: {
         name: (p.Name as string | undefined) ?? null,
         description: (p.Description as string | undefined) ?? null,
@@ -71,8 +95,11 @@ export const importSourceServer: ActionDef = {
     });
     if (result.outcome === 'refused') {
       metrics.importRefusals.inc({ reason: result.reason });
-      log.info({ audit: 'ImportSourceServer', requestId: ctx.requestId, accessTokenId: ctx.caller.keyId, clientIp: ctx.clientIp, refused: result.reason }, 'import refused');
-      throw REFUSALS[result.reason]();
+      log.info(
+        { audit: 'ImportSourceServer', requestId: ctx.requestId, accessTokenId: ctx.caller.keyId, clientIp: ctx.clientIp, refused: result.reason, sourceId: result.sourceId },
+        'import refused',
+      );
+      throw refusalError(result.reason, ctx.clientIp, result.sourceId);
     }
     metrics.imports.inc({ slot: result.usedSlot ? 'used' : 'reimport' });
     log.info(

@@ -30,6 +30,8 @@ export interface ActionContext {
   requestId: string;
   clientIp: string;
   now: number;
+  /** The request's signature nonce (SignatureNonce, or x-acs-signature-nonce for V3). */
+  signatureNonce: string;
   caller: Caller;
   services: Services;
 }

@@ -1,9 +1,11 @@
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { ApiCallError, ConnectionError, RpcClient, type Scalar } from '../client/rpc-client.ts';
+import { sourceProof } from '../crypto/source-proof.ts';
 import { readMachineId } from './machine-id.ts';
 import { type MachineInfo, collectMachineInfo } from './probe.ts';
 
@@ -201,7 +203,9 @@ export function explainFailure(err: unknown, ctx: { endpoint: string; tokenId?: 
     case 'AccessToken.CountExceeded':
       return `the activation code has been used the maximum number of times: create a new one; machines it imported before can still re-import with it ${which(err.code)}`;
     case 'AccessToken.IpNotAllowed':
-      return `the activation code may not be used from this machine's address: its IpAddressRange does not include the address the server at ${ctx.endpoint} sees this machine connect from; import from an allowed address or use a code whose range includes it ${which(err.code)}`;
+      return `the activation code may not be used from this machine's address: ${err.message} Its IpAddressRange does not include the address the server at ${ctx.endpoint} sees this machine connect from; import from an allowed address or use a code whose range includes it ${which(err.code)}`;
+    case 'SourceServer.MachineIdInUse':
+      return `another source already owns this machine's MachineId, and this machine does not hold that source's key: ${err.message} If this machine is a clone, give it its own id (--machine-id or SMCD_AGENT_MACHINE_ID); otherwise delete that source (smcd source delete) or import from the machine that holds its key (SourceServer.MachineIdInUse)`;
     case 'InvalidAccessKeyId.NotFound':
       return `the activation code${ctx.tokenId ? ` ${ctx.tokenId}` : ''} is not known to ${ctx.endpoint}: it was mistyped or has been deleted (InvalidAccessKeyId.NotFound)`;
     case 'SignatureDoesNotMatch':
@@ -255,9 +259,16 @@ interface ImportResponse {
  */
 export async function importThisMachine(opts: ImportOptions, probe: () => Promise<MachineInfo> = () => collectMachineInfo()): Promise<AgentState> {
   await prepareStateDir(opts.stateDir);
-  const [info, machineId] = await Promise.all([probe(), opts.machineId ?? readMachineId(opts.stateDir)]);
+  const [info, machineId, saved] = await Promise.all([
+    probe(),
+    opts.machineId ?? readMachineId(opts.stateDir),
+    loadState(opts.stateDir).catch(() => undefined),
+  ]);
   const client = new RpcClient(opts.endpoint, { accessKeyId: opts.tokenId, accessKeySecret: opts.tokenCode });
-  const res = await client.call<ImportResponse>('ImportSourceServer', importParams(info, machineId, opts));
+  // The key of an earlier import proves this machine owns its source (API.md 5.2).
+  const nonce = randomUUID();
+  const proof = saved ? { SourceKeyId: saved.sourceKeyId, SourceProof: sourceProof(saved.sourceKeySecret, machineId, nonce) } : {};
+  const res = await client.call<ImportResponse>('ImportSourceServer', { ...importParams(info, machineId, opts), ...proof }, { nonce });
   const { SourceId, SourceKeyId, SourceKeySecret } = res;
   if (typeof SourceId !== 'string' || typeof SourceKeyId !== 'string' || typeof SourceKeySecret !== 'string' || !SourceKeySecret) {
     throw new AgentError(`${opts.endpoint} answered ImportSourceServer without a SourceId and source key: is it an smcd server?`);

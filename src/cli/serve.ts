@@ -3,7 +3,7 @@ import { StartupError, ensureRootKey, openData } from '../bootstrap.ts';
 import { systemClock } from '../domain/time.ts';
 import { describeDatabaseUrl } from '../store/open-store.ts';
 import { StoreUnavailableError } from '../store/store.ts';
-import { SmcdServer } from '../server.ts';
+import { SmcdServer, checkPublicUrl } from '../server.ts';
 import { type Command, EXIT, UsageError, intOption } from './command.ts';
 import { dataOptions, databaseUrl } from './data-options.ts';
 
@@ -20,6 +20,9 @@ export const serveCommand: Command = {
     'trust-proxy': { type: 'string', description: 'Comma-separated proxy addresses/CIDRs whose X-Forwarded-For is believed.', env: 'SMCD_TRUST_PROXY', default: '' },
     'auth-failure-limit': { type: 'string', description: 'Failed authentications per address per window before 429.', env: 'SMCD_AUTH_FAILURE_LIMIT', default: '100' },
     'auth-failure-window': { type: 'string', description: 'Throttling window in seconds.', env: 'SMCD_AUTH_FAILURE_WINDOW', default: '60' },
+    'key-failure-limit': { type: 'string', description: 'Wrong signatures per AccessKeyId per window before 429 for that key id (its known addresses excepted).', env: 'SMCD_KEY_FAILURE_LIMIT', default: '1000' },
+    'max-connections-per-address': { type: 'string', description: 'Open connections one client address (IPv6: one /64) may hold.', env: 'SMCD_MAX_CONNECTIONS_PER_ADDRESS', default: '256' },
+    'public-url': { type: 'string', description: 'URL sources reach this server at, for the agent script and import command (default: the listen address).', env: 'SMCD_PUBLIC_URL' },
     'db-pool-size': { type: 'string', description: 'PostgreSQL connections per node.', env: 'SMCD_DB_POOL_SIZE', default: '10' },
     'db-timeout': { type: 'string', description: 'Milliseconds before a PostgreSQL operation gives up with 503.', env: 'SMCD_DB_TIMEOUT_MS', default: '5000' },
     'log-level': { type: 'string', description: 'fatal, error, warn, info, debug or silent.', env: 'SMCD_LOG_LEVEL', default: 'info' },
@@ -29,6 +32,14 @@ export const serveCommand: Command = {
     const heartbeatRateSeconds = intOption(values, 'heartbeat-rate', 1, 86_400);
     const authFailureLimit = intOption(values, 'auth-failure-limit', 1, 1_000_000);
     const authFailureWindowMs = intOption(values, 'auth-failure-window', 1, 86_400) * 1000;
+    const keyFailureLimit = intOption(values, 'key-failure-limit', 1, 1_000_000);
+    const maxConnectionsPerAddress = intOption(values, 'max-connections-per-address', 1, 100_000);
+    let publicUrl: string | undefined;
+    if (typeof values['public-url'] === 'string' && values['public-url'] !== '') {
+      const checked = checkPublicUrl(values['public-url']);
+      if ('error' in checked) throw new UsageError(`--public-url ${checked.error}`);
+      publicUrl = checked.url;
+    }
     const poolSize = intOption(values, 'db-pool-size', 1, 1000);
     const timeoutMs = intOption(values, 'db-timeout', 100, 600_000);
     const level = String(values['log-level']);
@@ -48,6 +59,9 @@ export const serveCommand: Command = {
         settings: { heartbeatRateSeconds },
         authFailureLimit,
         authFailureWindowMs,
+        keyFailureLimit,
+        maxConnectionsPerAddress,
+        publicUrl,
         trustProxy: String(values['trust-proxy']),
       });
       const address = await server.listen(port, String(values.host));

@@ -57,7 +57,8 @@ export class RpcClient {
     private readonly timeoutMs = 30_000,
   ) {}
 
-  async call<T = Record<string, unknown>>(action: string, params: Parameters<typeof flattenParams>[0] = {}): Promise<T> {
+  /** `nonce`: the SignatureNonce to send, when a parameter must be derived from it (the source proof). */
+  async call<T = Record<string, unknown>>(action: string, params: Parameters<typeof flattenParams>[0] = {}, opts: { nonce?: string } = {}): Promise<T> {
     const all: Record<string, string> = {
       Action: action,
       Version: '2019-06-01',
@@ -65,7 +66,7 @@ export class RpcClient {
       AccessKeyId: this.credentials.accessKeyId,
       SignatureMethod: 'HMAC-SHA1',
       SignatureVersion: '1.0',
-      SignatureNonce: randomUUID(),
+      SignatureNonce: opts.nonce ?? randomUUID(),
       Timestamp: formatTime(Date.now()),
       ...flattenParams(params),
     };

@@ -53,3 +53,33 @@ export function ipAllowed(range: string, clientIp: string): boolean {
   if (version === 0) return false;
   return list.check(ip, version === 4 ? 'ipv4' : 'ipv6');
 }
+
+/** The eight hextets of an IPv6 address (zone dropped, embedded IPv4 converted), or undefined. */
+function ipv6Hextets(ip: string): number[] | undefined {
+  let text = ip.split('%')[0]!.toLowerCase();
+  const dotted = /^(.*:)(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
+  if (dotted) {
+    const [a, b, c, d] = dotted.slice(2).map(Number) as [number, number, number, number];
+    text = `${dotted[1]}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const halves = text.split('::');
+  if (halves.length > 2) return undefined;
+  const head = halves[0] ? halves[0].split(':') : [];
+  const tail = halves.length === 2 && halves[1] ? halves[1].split(':') : [];
+  const fill = halves.length === 2 ? 8 - head.length - tail.length : 0;
+  if (fill < 0) return undefined;
+  const all = [...head, ...Array<string>(fill).fill('0'), ...tail];
+  if (all.length !== 8 || all.some((h) => !/^[0-9a-f]{1,4}$/.test(h))) return undefined;
+  return all.map((h) => Number.parseInt(h, 16));
+}
+
+/**
+ * The unit a client is counted by (throttling, connection caps): an IPv4 address, or the
+ * /64 an IPv6 address belongs to, since one IPv6 client commonly holds a whole /64.
+ */
+export function addressGroup(ip: string): string {
+  const plain = normaliseClientIp(ip);
+  if (isIP(plain) !== 6) return plain;
+  const hextets = ipv6Hextets(plain);
+  return hextets ? `${hextets.slice(0, 4).map((h) => h.toString(16)).join(':')}::/64` : plain;
+}

@@ -85,8 +85,16 @@ export const errors = {
   tokenDisabled: () => new ApiError(403, 'AccessToken.Disabled', 'The activation code has been disabled.'),
   tokenCountExceeded: () =>
     new ApiError(403, 'AccessToken.CountExceeded', 'The activation code has been used the maximum number of times.'),
-  tokenIpNotAllowed: () =>
-    new ApiError(403, 'AccessToken.IpNotAllowed', 'The activation code may not be used from this address.'),
+  tokenIpNotAllowed: (clientIp: string) =>
+    new ApiError(403, 'AccessToken.IpNotAllowed', `The activation code may not be used from this address (${clip(clientIp)}).`),
+
+  machineIdInUse: (sourceId: string) =>
+    new ApiError(
+      409,
+      'SourceServer.MachineIdInUse',
+      `This MachineId already belongs to source ${clip(sourceId)}, and the request does not prove it holds that source's key (SourceKeyId and SourceProof).`,
+      `Import from the machine that holds the key of ${clip(sourceId)}, or delete that source first (DeleteSourceServer); a cloned machine needs its own MachineId.`,
+    ),
 
   // server
   internal: () => new ApiError(500, 'InternalError', INTERNAL),

@@ -13,7 +13,7 @@ import { mergeParams, parseForm } from './parse-params.ts';
 import { readBody } from './read-body.ts';
 import { CONTENT_TYPES, type Format, HOST_ID, serialize } from './serialize.ts';
 import { checkTimestamp, readSignature } from './signature.ts';
-import type { FailureThrottle } from './throttle.ts';
+import type { AuthThrottle } from './throttle.ts';
 
 export const API_VERSION = '2019-06-01';
 
@@ -56,7 +56,7 @@ function toApiError(err: unknown, services: Services, requestId: string): ApiErr
  * answers: method; size; Action; Version; signature form; timestamp; key; signature;
  * nonce; permission; parameters (API.md section 2).
  */
-export function createRpcHandler(services: Services, throttle: FailureThrottle, limits = DEFAULT_LIMITS, trustedProxies?: BlockList) {
+export function createRpcHandler(services: Services, throttle: AuthThrottle, limits = DEFAULT_LIMITS, trustedProxies?: BlockList) {
   const resolver = new CredentialResolver(services.store, services.box);
   const { metrics, log } = services;
   const early = earlyNonceStore(services.store);
@@ -81,12 +81,13 @@ export function createRpcHandler(services: Services, throttle: FailureThrottle, 
     let actionName = '';
     let keyId: string | undefined;
     let bodyRead = false;
+    let wrongSignatureFor: string | undefined;
     const now = services.clock();
     try {
       if (req.method !== 'GET' && req.method !== 'POST') throw errors.unsupportedMethod(req.method ?? '');
       const url = req.url ?? '/';
       if (Buffer.byteLength(url, 'latin1') > limits.maxUrlBytes) throw errors.uriTooLong(limits.maxUrlBytes);
-      if (throttle.blocked(clientIp, now)) throw errors.throttled();
+      if (throttle.addressBlocked(clientIp, now)) throw errors.throttled();
       const body = await readBody(req, limits.maxBodyBytes);
       bodyRead = true;
       const q = url.indexOf('?');
@@ -105,21 +106,29 @@ export function createRpcHandler(services: Services, throttle: FailureThrottle, 
       const formatValid = formatParam === undefined || formatParam === '' || /^(json|xml)$/i.test(formatParam);
       if (formatValid && formatParam) format = formatParam.toUpperCase() as Format;
 
-      actionName = params.get('Action') ?? header(req, 'x-acs-action') ?? '';
+      // V1 signs its parameters, so Action and Version must be among them; only V3 signs the
+      // x-acs-action / x-acs-version headers that may name the operation instead (API.md 5.1).
+      const v3 = req.headers.authorization !== undefined;
+      actionName = params.get('Action') ?? (v3 ? header(req, 'x-acs-action') : undefined) ?? '';
       if (!actionName) throw errors.missingAction();
       const action = ACTIONS_BY_NAME.get(actionName);
       if (!action) throw errors.actionNotFound(actionName);
-      const version = params.get('Version') ?? header(req, 'x-acs-version');
+      const version = params.get('Version') ?? (v3 ? header(req, 'x-acs-version') : undefined);
       if (!version) throw errors.missingVersion();
       if (version !== API_VERSION) throw errors.invalidVersion(version);
       if (!formatValid) throw errors.invalidFormat();
 
       const claim = readSignature({ method: req.method, params, query, headers: req.headers, body });
       checkTimestamp(claim.timestamp, now, limits.timestampWindowMs);
+      if (throttle.keyBlocked(claim.keyId, clientIp, now)) throw errors.throttled();
       const credential = await resolver.resolve(claim.keyId);
       if (!credential) throw errors.keyNotFound();
       if (!credential.active) throw errors.keyInactive();
-      if (!claim.verify(credential.secret)) throw errors.signatureMismatch();
+      if (!claim.verify(credential.secret)) {
+        wrongSignatureFor = claim.keyId;
+        throw errors.signatureMismatch();
+      }
+      throttle.recordSuccess(claim.keyId, clientIp, now);
       // Only a proven signer can use up a nonce, so nobody can burn another client's nonces.
       const expires = now + limits.nonceTtlMs;
       const fresh = early ? early.claimNonce(claim.keyId, claim.nonce, now, expires) : await services.store.useNonce(claim.keyId, claim.nonce, now, expires);
@@ -135,6 +144,7 @@ export function createRpcHandler(services: Services, throttle: FailureThrottle, 
         requestId,
         clientIp,
         now,
+        signatureNonce: claim.nonce,
         caller: { kind: credential.kind, keyId: credential.keyId, sourceId: credential.sourceId },
         services,
       };
@@ -153,7 +163,7 @@ export function createRpcHandler(services: Services, throttle: FailureThrottle, 
       } catch (commitError) {
         apiError = toApiError(commitError, services, requestId);
       }
-      if (AUTH_FAILURE_CODES.has(apiError.code)) throttle.recordFailure(clientIp, now);
+      if (AUTH_FAILURE_CODES.has(apiError.code)) throttle.recordFailure(clientIp, now, wrongSignatureFor);
       const errorBody = {
         RequestId: requestId,
         HostId: HOST_ID,

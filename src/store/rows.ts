@@ -1,4 +1,4 @@
-import type { AccessKeyRecord, AccessTokenRecord, SourceQuery, SourceRecord, TokenQuery } from './store.ts';
+import type { AccessKeyRecord, AccessTokenRecord, OwnedSource, SourceQuery, SourceRecord, TokenQuery } from './store.ts';
 
 /**
  * Row mapping and query text shared by the SQLite and PostgreSQL stores. Both
@@ -88,6 +88,10 @@ export function sourceFromRow(r: Row): SourceRecord {
     lastClientIp: String(r.last_client_ip),
     lastHeartbeatAt: Number(r.last_heartbeat_at),
   };
+}
+
+export function ownedSourceFromRow(r: Row): OwnedSource {
+  return { id: String(r.id), keyId: String(r.key_id), keySealed: String(r.key_sealed) };
 }
 
 export const INSERT_SOURCE = `INSERT INTO sources (id, key_id, key_sealed, access_token_id, machine_id, name, description, hostname,

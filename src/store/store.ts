@@ -114,7 +114,14 @@ export type SourceFields = { name: string | null; description: string | null } &
   | 'systemInfo'
 >;
 
-export type ImportRefusal = 'disabled' | 'expired' | 'address' | 'count' | 'token-gone';
+export type ImportRefusal = 'disabled' | 'expired' | 'address' | 'machine-in-use' | 'count' | 'token-gone';
+
+/** The live source a MachineId belongs to, as the ownership check sees it. */
+export interface OwnedSource {
+  id: string;
+  keyId: string;
+  keySealed: string;
+}
 
 export interface ImportRequest {
   tokenId: string;
@@ -123,6 +130,11 @@ export interface ImportRequest {
   clientIp: string;
   /** Pure domain check run on the locked token row (disabled, expired, address). */
   refusal: (token: AccessTokenRecord) => ImportRefusal | null;
+  /**
+   * Whether the request proves it holds the key of the live source this MachineId already
+   * has (API.md section 5.2). Asked after the code's own refusals and before the count.
+   */
+  ownsSource: (source: OwnedSource) => boolean;
   fields: SourceFields;
   /** Ids to use when the machine has no source yet. */
   newSourceId: string;
@@ -132,7 +144,7 @@ export interface ImportRequest {
 }
 
 export type ImportOutcome =
-  | { outcome: 'refused'; reason: ImportRefusal }
+  | { outcome: 'refused'; reason: ImportRefusal; sourceId?: string }
   | { outcome: 'imported'; sourceId: string; keyId: string; usedSlot: boolean; created: boolean };
 
 export interface Store {

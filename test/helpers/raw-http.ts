@@ -7,7 +7,7 @@ export interface RawResponse {
   json: any;
 }
 
-function parse(buf: Buffer): RawResponse | undefined {
+function parse(buf: Buffer, head = false): RawResponse | undefined {
   const end = buf.indexOf('\r\n\r\n');
   if (end === -1) return undefined;
   const lines = buf.subarray(0, end).toString('latin1').split('\r\n');
@@ -16,7 +16,7 @@ function parse(buf: Buffer): RawResponse | undefined {
     const i = l.indexOf(':');
     if (i > 0) headers[l.slice(0, i).toLowerCase()] = l.slice(i + 1).trim();
   }
-  const length = Number(headers['content-length'] ?? Number.NaN);
+  const length = head ? 0 : Number(headers['content-length'] ?? Number.NaN);
   const bodyBytes = buf.subarray(end + 4);
   if (Number.isFinite(length) && bodyBytes.length < length) return undefined;
   const body = bodyBytes.subarray(0, Number.isFinite(length) ? length : undefined).toString('utf8');
@@ -35,7 +35,8 @@ function parse(buf: Buffer): RawResponse | undefined {
  * refuse or normalise: invalid bytes, lying sizes, garbage. The client side is
  * not half-closed: Node's server drops a request whose client sent FIN.
  */
-export function rawHttp(port: number, request: Buffer | string, opts: { timeoutMs?: number } = {}): Promise<RawResponse> {
+/** `head`: the answer to a HEAD request, which has headers only, whatever Content-Length says. */
+export function rawHttp(port: number, request: Buffer | string, opts: { timeoutMs?: number; head?: boolean } = {}): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     const socket = connect(port, '127.0.0.1');
     let buf = Buffer.alloc(0);
@@ -51,11 +52,11 @@ export function rawHttp(port: number, request: Buffer | string, opts: { timeoutM
     const timer = setTimeout(() => finish(undefined), opts.timeoutMs ?? 15_000);
     socket.on('data', (c) => {
       buf = Buffer.concat([buf, c]);
-      const r = parse(buf);
-      if (r && r.headers['content-length'] !== undefined) finish(r);
+      const r = parse(buf, opts.head);
+      if (r && (opts.head || r.headers['content-length'] !== undefined)) finish(r);
     });
     socket.on('error', () => {});
-    socket.on('close', () => finish(parse(buf) ?? (buf.length ? { status: Number.NaN, headers: {}, body: buf.toString('utf8'), json: undefined } : undefined)));
+    socket.on('close', () => finish(parse(buf, opts.head) ?? (buf.length ? { status: Number.NaN, headers: {}, body: buf.toString('utf8'), json: undefined } : undefined)));
     socket.write(request);
   });
 }

@@ -76,6 +76,7 @@ function importRequest(tokenId: string, machineId: string, overrides: Partial<Im
     now,
     clientIp: '192.0.2.10',
     refusal: (t) => importRefusal(t, now, '192.0.2.10'),
+    ownsSource: () => true,
     fields: fields(),
     newSourceId: newSourceId(),
     newKeyId: newSourceKeyId(),
@@ -481,6 +482,93 @@ for (const kind of STORE_KINDS) {
       }
       assert.equal((await store.getAccessToken(a.id))!.registeredCount, machines.length);
       assert.equal((await store.getAccessToken(b.id))!.registeredCount, machines.length);
+    });
+
+    it('import: a MachineId with a live source needs proof of ownership; a refusal changes nothing', async () => {
+      const a = token({ count: 5 });
+      const b = token({ count: 5 });
+      await store.createAccessToken(a);
+      await store.createAccessToken(b);
+      const machine = unique('m');
+      const first = await imported(store, importRequest(a.id, machine));
+      const before = await store.getSource(first.sourceId);
+      let asked: unknown;
+      const stranger = (tokenId: string) =>
+        importRequest(tokenId, machine, {
+          fields: fields({ hostname: 'intruder' }),
+          sealKey: () => 'sealed-by-intruder',
+          ownsSource: (s) => {
+            asked = s;
+            return false;
+          },
+        });
+      for (const code of [a, b]) {
+        assert.deepEqual(await store.importSource(stranger(code.id)), { outcome: 'refused', reason: 'machine-in-use', sourceId: first.sourceId });
+        assert.deepEqual(asked, { id: first.sourceId, keyId: first.keyId, keySealed: before!.keySealed });
+      }
+      assert.deepEqual(await store.getSource(first.sourceId), before, 'the source is untouched');
+      assert.equal((await store.getAccessToken(a.id))!.registeredCount, 1);
+      assert.equal((await store.getAccessToken(b.id))!.registeredCount, 0, 'no use of the other code was counted');
+
+      // With proof, the other code takes one use and the machine keeps its SourceId.
+      const moved = await imported(store, importRequest(b.id, machine, { ownsSource: () => true }));
+      assert.equal(moved.sourceId, first.sourceId);
+      assert.equal(moved.usedSlot, true);
+    });
+
+    it('import: ownership is checked after the code refusals and before the count; a deleted source needs none', async () => {
+      const full = token({ count: 1 });
+      await store.createAccessToken(full);
+      const owner = unique('m');
+      const first = await imported(store, importRequest(full.id, owner));
+      const other = token({ count: 1 });
+      await store.createAccessToken(other);
+      await imported(store, importRequest(other.id, unique('m')));
+      // `other` is used up: an unproven import of `owner` is refused for ownership, not for the count.
+      assert.deepEqual(await store.importSource(importRequest(other.id, owner, { ownsSource: () => false })), {
+        outcome: 'refused',
+        reason: 'machine-in-use',
+        sourceId: first.sourceId,
+      });
+      // A disabled code answers first.
+      await store.disableAccessToken(other.id);
+      assert.deepEqual(
+        await store.importSource(importRequest(other.id, owner, { ownsSource: () => false, refusal: (r) => importRefusal(r, T0 + 1_000, '192.0.2.10') })),
+        { outcome: 'refused', reason: 'disabled' },
+      );
+      // Once the source is deleted, the machine imports without proof (and without a new use of its code).
+      await store.deleteSource(first.sourceId);
+      let asked = false;
+      const again = await imported(
+        store,
+        importRequest(full.id, owner, {
+          ownsSource: () => {
+            asked = true;
+            return false;
+          },
+        }),
+      );
+      assert.equal(asked, false);
+      assert.equal(again.created, true);
+      assert.equal(again.usedSlot, false);
+    });
+
+    it('import: two unproven imports of one new machine at once: one creates it, the other is refused', async () => {
+      const a = token();
+      const b = token();
+      await store.createAccessToken(a);
+      await store.createAccessToken(b);
+      const machines = Array.from({ length: 8 }, () => unique('m'));
+      const results = await Promise.all(
+        machines.flatMap((m) => [a, b].map((t) => store.importSource(importRequest(t.id, m, { ownsSource: () => false })))),
+      );
+      for (let i = 0; i < machines.length; i++) {
+        const pair = [results[2 * i], results[2 * i + 1]];
+        assert.equal(pair.filter((r) => r?.outcome === 'imported').length, 1, JSON.stringify(pair));
+        assert.equal(pair.filter((r) => r?.outcome === 'refused' && r.reason === 'machine-in-use').length, 1, JSON.stringify(pair));
+      }
+      const used = (await store.getAccessToken(a.id))!.registeredCount + (await store.getAccessToken(b.id))!.registeredCount;
+      assert.equal(used, machines.length, 'each machine used exactly one slot, on the code that won');
     });
 
     it('sources: heartbeat updates the time and keeps info it was not given', async () => {

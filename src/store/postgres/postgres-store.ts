@@ -8,6 +8,7 @@ import {
   accessKeyToRow,
   accessTokenFromRow,
   accessTokenToRow,
+  ownedSourceFromRow,
   sourceFieldValues,
   sourceFromRow,
   sourceWhere,
@@ -84,6 +85,14 @@ class DeadlineExceeded extends Error {
   constructor() {
     super('the database did not answer in time');
     this.name = 'DeadlineExceeded';
+  }
+}
+
+/** Thrown inside a transaction to roll it back and run it again, like a serialization failure. */
+class RetryTransaction extends Error {
+  readonly code = '40001';
+  constructor() {
+    super('a concurrent change decided first; running the transaction again');
   }
 }
 
@@ -523,12 +532,18 @@ export class PostgresStore implements Store {
 
   async importSource(req: ImportRequest): Promise<ImportOutcome> {
     // The token row lock serialises every import with this code, on every node: the
-    // count check, the use record and the increment are one decision.
+    // ownership check, the count check, the use record and the increment are one decision.
     return this.#op('tx', async (q): Promise<ImportOutcome> => {
       const row = (await q('SELECT * FROM access_tokens WHERE id = ? FOR UPDATE', req.tokenId)).rows[0];
       if (!row) return { outcome: 'refused', reason: 'token-gone' };
       const refusal = req.refusal(accessTokenFromRow(row));
       if (refusal) return { outcome: 'refused', reason: refusal };
+      // The machine's source row is locked too: the same machine may be importing with
+      // another code (another token lock) at this moment.
+      const existing = (await q('SELECT id, key_id, key_sealed FROM sources WHERE machine_id = ? FOR UPDATE', req.machineId)).rows[0];
+      if (existing && !req.ownsSource(ownedSourceFromRow(existing))) {
+        return { outcome: 'refused', reason: 'machine-in-use', sourceId: String(existing.id) };
+      }
       const used = Boolean(
         (await q('SELECT 1 AS used FROM token_uses WHERE access_token_id = ? AND machine_id = ?', req.tokenId, req.machineId)).rowCount,
       );
@@ -540,44 +555,39 @@ export class PostgresStore implements Store {
         if (!slot.rowCount) return { outcome: 'refused', reason: 'count' };
         await q('INSERT INTO token_uses (access_token_id, machine_id, used_at) VALUES (?, ?, ?)', req.tokenId, req.machineId, req.now);
       }
-      // The same machine may be importing with another code at this moment (another
-      // token lock): the unique machine_id decides, and the loser updates the winner's row.
-      for (let i = 0; i < 3; i++) {
-        const existing = (await q('SELECT id, key_id FROM sources WHERE machine_id = ? FOR UPDATE', req.machineId)).rows[0];
-        if (existing) {
-          const keyId = String(existing.key_id);
-          await q(
-            UPDATE_SOURCE_ON_IMPORT,
-            req.sealKey(keyId),
-            req.tokenId,
-            ...sourceFieldValues(req.fields, 'update'),
-            req.now,
-            req.clientIp,
-            req.now,
-            existing.id,
-          );
-          return { outcome: 'imported', sourceId: String(existing.id), keyId, usedSlot: !used, created: false };
-        }
-        const inserted = await q(
-          `${INSERT_SOURCE} ON CONFLICT (machine_id) DO NOTHING`,
-          req.newSourceId,
-          req.newKeyId,
-          req.sealKey(req.newKeyId),
+      if (existing) {
+        const keyId = String(existing.key_id);
+        await q(
+          UPDATE_SOURCE_ON_IMPORT,
+          req.sealKey(keyId),
           req.tokenId,
-          req.machineId,
-          ...sourceFieldValues(req.fields, 'insert'),
-          req.now,
-          req.now,
+          ...sourceFieldValues(req.fields, 'update'),
           req.now,
           req.clientIp,
-          req.clientIp,
           req.now,
+          existing.id,
         );
-        if (inserted.rowCount) {
-          return { outcome: 'imported', sourceId: req.newSourceId, keyId: req.newKeyId, usedSlot: !used, created: true };
-        }
+        return { outcome: 'imported', sourceId: String(existing.id), keyId, usedSlot: !used, created: false };
       }
-      throw new Error('source row for the machine did not settle');
+      const inserted = await q(
+        `${INSERT_SOURCE} ON CONFLICT (machine_id) DO NOTHING`,
+        req.newSourceId,
+        req.newKeyId,
+        req.sealKey(req.newKeyId),
+        req.tokenId,
+        req.machineId,
+        ...sourceFieldValues(req.fields, 'insert'),
+        req.now,
+        req.now,
+        req.now,
+        req.clientIp,
+        req.clientIp,
+        req.now,
+      );
+      // Another import created this machine's source since our read: roll back (the slot
+      // too) and decide again, now against that source and its owner.
+      if (!inserted.rowCount) throw new RetryTransaction();
+      return { outcome: 'imported', sourceId: req.newSourceId, keyId: req.newKeyId, usedSlot: !used, created: true };
     });
   }
 

@@ -10,6 +10,7 @@ import {
   accessKeyToRow,
   accessTokenFromRow,
   accessTokenToRow,
+  ownedSourceFromRow,
   sourceFieldValues,
   sourceFromRow,
   sourceWhere,
@@ -384,6 +385,10 @@ export class SqliteStore implements Store {
       if (!row) return { outcome: 'refused', reason: 'token-gone' };
       const refusal = req.refusal(accessTokenFromRow(row));
       if (refusal) return { outcome: 'refused', reason: refusal };
+      const existing = this.#get('SELECT id, key_id, key_sealed FROM sources WHERE machine_id = ?', req.machineId);
+      if (existing && !req.ownsSource(ownedSourceFromRow(existing))) {
+        return { outcome: 'refused', reason: 'machine-in-use', sourceId: String(existing.id) };
+      }
       const used = this.#get('SELECT 1 AS used FROM token_uses WHERE access_token_id = ? AND machine_id = ?', req.tokenId, req.machineId);
       if (!used) {
         const slot = this.#run(
@@ -393,7 +398,6 @@ export class SqliteStore implements Store {
         if (slot === 0) return { outcome: 'refused', reason: 'count' };
         this.#run('INSERT INTO token_uses (access_token_id, machine_id, used_at) VALUES (?, ?, ?)', req.tokenId, req.machineId, req.now);
       }
-      const existing = this.#get('SELECT id, key_id FROM sources WHERE machine_id = ?', req.machineId);
       if (existing) {
         const keyId = String(existing.key_id);
         this.#run(
