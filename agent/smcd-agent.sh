@@ -71,17 +71,25 @@ printable() { printf '%s' "$1" | tr '\000-\037\177' ' '; }
 
 # --- hex, percent-encoding and the V1 signature -------------------------------------------------
 
-to_hex() { printf '%s' "$1" | od -An -v -tx1 | tr -d ' \n'; }
+# Parameters are appended raw, NUL-terminated (no shell string holds a NUL), by the builtin
+# printf: no process per parameter. flush_params turns them into "<hex name> <hex value>" lines
+# of $params_file with one od, so any UTF-8 (newlines included) survives, and sorting the lines
+# sorts the raw names in byte order.
+add_param() { printf '%s\000%s\000' "$1" "$2" >>"$params_raw"; }
 
-# Parameters are kept one per line as "<hex name> <hex value>", so any UTF-8 (newlines
-# included) survives, and sorting the lines sorts the raw names in byte order.
-add_param() { printf '%s %s\n' "$(to_hex "$1")" "$(to_hex "$2")" >>"$params_file"; }
+flush_params() {
+	[ -s "$params_raw" ] || return 0
+	od -An -v -tx1 "$params_raw" | awk '
+		{ for (i = 1; i <= NF; i++) if ($i != "00") cur = cur $i; else { if (isval) { print name " " cur; isval = 0 } else { name = cur; isval = 1 } cur = "" } }' >>"$params_file"
+	: >"$params_raw"
+}
 
 # Sets octal_fmt to a printf format that writes the bytes of a hex string.
 hex_to_fmt() {
 	_h=$1
 	octal_fmt=
-	while [ -n "$_h" ]; do
+	case $_h in *[!0-9a-fA-F]*) fail "not hex: $_h" ;; esac
+	while [ ${#_h} -ge 2 ]; do
 		_p=${_h%"${_h#??}"}
 		_h=${_h#??}
 		_x=$((0x$_p))
@@ -89,18 +97,19 @@ hex_to_fmt() {
 	done
 }
 
-# The bytes of a hex string as a shell value (trailing newlines kept).
+# Sets hex_value to the bytes of a hex string (trailing newlines kept).
 from_hex() {
 	hex_to_fmt "$1"
-	_v=$(printf "$octal_fmt.")
-	printf '%s' "${_v%.}"
+	hex_value=$(printf "$octal_fmt.")
+	hex_value=${hex_value%.}
 }
 
 # RFC 3986 percent-encoding of each name and value (A-Z a-z 0-9 - _ . ~ stay, every other byte
 # is %XX upper-case), pairs sorted by raw name, joined with "&": the canonical query of Alibaba
 # Cloud's RPC signature V1, and the form body sent.
 canonical_query() {
-	sort "$1" | awk '
+	flush_params
+	sort "$params_file" | awk '
 		BEGIN {
 			keep = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~"
 			for (b = 45; b < 127; b++) { c = sprintf("%c", b); if (index(keep, c)) plain[sprintf("%02x", b)] = c }
@@ -156,7 +165,7 @@ hmac() {
 # The V1 signature of the parameters in $params_file for a POST, with secret $1:
 # Base64(HMAC-SHA1(secret + "&", "POST&%2F&" + percentEncode(canonical query))).
 v1_signature() {
-	canonical_query "$params_file" >"$tmp_dir/canonical"
+	canonical_query >"$tmp_dir/canonical"
 	{
 		printf 'POST&%%2F&'
 		awk '{ gsub(/%/, "%25"); gsub(/=/, "%3D"); gsub(/&/, "%26"); printf "%s", $0 }' "$tmp_dir/canonical"
@@ -386,7 +395,9 @@ http_get() {
 new_request() {
 	make_tmp
 	params_file=$tmp_dir/params
+	params_raw=$tmp_dir/params.raw
 	: >"$params_file"
+	: >"$params_raw"
 	nonce=$(openssl rand -hex 16)
 	[ ${#nonce} -eq 32 ] || fail "openssl rand did not produce a nonce: is openssl installed?"
 }
@@ -1001,6 +1012,7 @@ add_import_params() {
 	add_param KernelLevel "$probe_kernel_level"
 	add_param AgentVersion "$(clip "$agent_version" 64)"
 	block_table >"$tmp_dir/block"
+	flush_params
 	pick_disks "$tmp_dir/block" >>"$params_file"
 	add_param SystemInfo "$probe_system_info"
 }
@@ -1458,18 +1470,20 @@ cmd_probe() {
 	probe_machine
 	new_request
 	add_import_params
+	flush_params
 	awk '
 		BEGIN { for (i = 1; i < 256; i++) chr[sprintf("%02x", i)] = sprintf("%c", i); chr["0a"] = "\\n"; chr["5c"] = "\\\\" }
 		function dec(h,   i, out) { out = ""; for (i = 1; i < length(h); i += 2) out = out chr[substr(h, i, 2)]; return out }
 		{ print dec($1) "=" dec($2) }' "$params_file"
 }
 
-# Hidden, for the tests: signs cases read from stdin. Each case is a line with the secret in hex,
+# Hidden, for the tests: signs cases read from stdin. Each case is a line "key:<secret in hex>",
 # then "<hex name> <hex value>" lines, then an empty line; prints one V1 (POST) signature per case.
 # The values are decoded into shell strings first, so they go through add_param as real ones do.
 cmd_sign() {
 	make_tmp
 	params_file=$tmp_dir/params
+	params_raw=$tmp_dir/params.raw
 	_secret=
 	_have=
 	while IFS= read -r _line || [ -n "$_line" ]; do
@@ -1479,12 +1493,18 @@ cmd_sign() {
 			continue
 		fi
 		if [ -z "$_have" ]; then
-			_secret=$(from_hex "$_line")
+			case $_line in key:*) ;; *) fail "__sign: expected key:<hex>, got $_line" ;; esac
+			from_hex "${_line#key:}"
+			_secret=$hex_value
 			: >"$params_file"
+			: >"$params_raw"
 			_have=1
 			continue
 		fi
-		add_param "$(from_hex "${_line%% *}")" "$(from_hex "${_line#* }")"
+		from_hex "${_line%% *}"
+		_name=$hex_value
+		from_hex "${_line#* }"
+		add_param "$_name" "$hex_value"
 	done
 	[ -n "$_have" ] && v1_signature "$_secret" && printf '\n'
 	return 0
@@ -1496,7 +1516,12 @@ cmd_proof() {
 	IFS= read -r _a
 	IFS= read -r _b
 	IFS= read -r _c
-	source_proof "$(from_hex "$_a")" "$(from_hex "$_b")" "$(from_hex "$_c")"
+	from_hex "$_a"
+	_a=$hex_value
+	from_hex "$_b"
+	_b=$hex_value
+	from_hex "$_c"
+	source_proof "$_a" "$_b" "$hex_value"
 	printf '\n'
 }
 
