@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,7 +32,7 @@ process.once('exit', () => {
  * Alpine; openssl and curl (not applets) still come from /usr/bin.
  */
 export interface Shell {
-  name: 'dash' | 'busybox' | 'bash';
+  name: string;
   /** Why it cannot run here (not installed), or undefined. */
   missing?: string;
   command: string;
@@ -54,7 +54,20 @@ function busyboxApplets(busybox: string): string {
   return dir;
 }
 
-export function shell(name: Shell['name']): Shell {
+/**
+ * dash with another awk first on PATH (mawk is Debian's and Ubuntu's default awk; its 1.3.3
+ * on Ubuntu 18.04 has known quirks), as `dash+mawk`.
+ */
+export function shellWithAwk(awk: string): Shell {
+  const base = shell('dash');
+  const bin = which(awk);
+  if (!bin || base.missing) return { ...base, name: `dash+${awk}`, missing: base.missing ?? `${awk} is not installed` };
+  const dir = scratchDir(`smcd-${awk}-`);
+  symlinkSync(bin, join(dir, 'awk'));
+  return { ...base, name: `dash+${awk}`, path: `${dir}:${base.path}` };
+}
+
+export function shell(name: 'dash' | 'busybox' | 'bash'): Shell {
   const bin = which(name);
   if (!bin) return { name, missing: `${name} is not installed`, command: name, args: [], path: SYSTEM_PATH };
   if (name === 'busybox') {
