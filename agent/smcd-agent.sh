@@ -1357,12 +1357,13 @@ do_install() {
 		is_script_file "$tmp_dir/agent" || fail "$endpoint/agent/smcd-agent.sh is not the smcd agent"
 	fi
 	_target=$install_root$installed_path
-	mkdir -p "${_target%/*}" 2>/dev/null && chmod 755 "${_target%/*}" 2>/dev/null
+	# System directories, if missing, are made as a package would make them: 0755.
+	(umask 022 && mkdir -p "${_target%/*}") 2>/dev/null
 	write_file "$_target" 755 <"$tmp_dir/agent" || fail "cannot install the agent as $_target"
 	say "Installed the agent as $installed_path."
 	if systemd_present; then
 		_dir=$install_root/etc/systemd/system
-		mkdir -p "$_dir" 2>/dev/null
+		(umask 022 && mkdir -p "$_dir") 2>/dev/null
 		unit_text | write_file "$_dir/$unit_name.service" 644 || fail "cannot write $_dir/$unit_name.service"
 		timer_text "$_rate" | write_file "$_dir/$unit_name.timer" 644 || fail "cannot write $_dir/$unit_name.timer"
 		systemctl daemon-reload || fail "systemctl daemon-reload failed"
