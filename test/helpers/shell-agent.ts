@@ -102,10 +102,8 @@ export interface AgentRun {
 export interface AgentOptions {
   env?: Record<string, string | undefined>;
   stdin?: string | Buffer;
-  /** The script to run; default the agent file. Use `viaStdin` to pipe it into `sh -s --`. */
+  /** The script to run; default the agent file. */
   script?: string;
-  /** Run as `<text> | sh -s -- args`: the script is read from stdin, as in the one-line install. */
-  viaStdin?: string;
   timeoutMs?: number;
 }
 
@@ -132,13 +130,13 @@ export function agentEnv(sh: Shell, extra: Record<string, string | undefined> = 
 /** A started agent process: its output so far, and its end. */
 export function startAgent(sh: Shell, args: string[], opts: AgentOptions = {}) {
   const env = agentEnv(sh, opts.env);
-  const argv = opts.viaStdin !== undefined ? [...sh.args, '-s', '--', ...args] : [...sh.args, opts.script ?? SHELL_AGENT, ...args];
+  const argv = [...sh.args, opts.script ?? SHELL_AGENT, ...args];
   const child = spawn(sh.command, argv, { env, stdio: ['pipe', 'pipe', 'pipe'] });
   const run = { stdout: '', stderr: '' };
   child.stdout.on('data', (c) => (run.stdout += c));
   child.stderr.on('data', (c) => (run.stderr += c));
   child.stdin.on('error', () => {});
-  child.stdin.end(opts.viaStdin ?? opts.stdin ?? '');
+  child.stdin.end(opts.stdin ?? '');
   const exited = new Promise<AgentRun>((resolve) =>
     child.once('close', (code, signal) => resolve({ code, signal, stdout: run.stdout, stderr: run.stderr })),
   );
@@ -154,6 +152,21 @@ export async function runAgent(sh: Shell, args: string[], opts: AgentOptions = {
   const timer = setTimeout(() => agent.child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
   try {
     return await agent.exited;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** `sh -c COMMAND` under the given shell and its PATH, with the agent's environment. */
+export async function runShell(sh: Shell, command: string, opts: AgentOptions = {}): Promise<AgentRun> {
+  const child = spawn(sh.command, [...sh.args, '-c', command], { env: agentEnv(sh, opts.env), stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c) => (stdout += c));
+  child.stderr.on('data', (c) => (stderr += c));
+  const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
+  try {
+    return await new Promise<AgentRun>((resolve) => child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr })));
   } finally {
     clearTimeout(timer);
   }
