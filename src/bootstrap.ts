@@ -1,11 +1,12 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { safeEqual } from './crypto/compare.ts';
 import { newAccessKeyId, newAccessKeySecret } from './crypto/ids.ts';
-import { loadKeyring } from './crypto/master-key.ts';
+import { MasterKeyError, loadKeyring, masterKeyPath } from './crypto/master-key.ts';
 import { SecretBox } from './crypto/secret-box.ts';
 import { openStore } from './store/open-store.ts';
-import type { Store } from './store/store.ts';
+import { type Store, StoreOpenError } from './store/store.ts';
+import { readableByOthers, writeSecretFile } from './util/secret-file.ts';
 
 /** A start-up failure the operator must fix; printed as a message, not a stack. */
 export class StartupError extends Error {
@@ -25,13 +26,29 @@ export interface OpenedData {
  * written under another master key: every secret in it would fail to decrypt.
  */
 export async function openData(dataDir: string, databaseUrl: string, env = process.env, storeOptions = {}): Promise<OpenedData> {
-  const ring = loadKeyring(dataDir, env);
-  const box = new SecretBox(ring.primary, ring.others);
+  let store: Store;
+  try {
+    store = await openStore(databaseUrl, storeOptions);
+  } catch (err) {
+    if (err instanceof StoreOpenError) throw new StartupError(err.message);
+    throw err;
+  }
+  let box: SecretBox;
+  let ring: ReturnType<typeof loadKeyring>;
+  try {
+    // A database already written under a master key never gets a newly generated one.
+    const written = (await store.getMeta(MASTER_KEY_CHECK)) !== undefined;
+    ring = loadKeyring(dataDir, env, { mayCreate: !written });
+    box = new SecretBox(ring.primary, ring.others);
+  } catch (err) {
+    await store.close();
+    if (err instanceof MasterKeyError) throw new StartupError(err.message);
+    throw err;
+  }
   box.refresh = () => {
     const fresh = loadKeyring(dataDir, env);
     box.setKeys(fresh.primary, fresh.others);
   };
-  const store = await openStore(databaseUrl, storeOptions);
   const stored = await store.putMetaIfAbsent(MASTER_KEY_CHECK, box.fingerprint);
   // During a rotation the database may name the next or the previous key of the ring.
   if (!box.fingerprints.includes(stored)) {
@@ -80,6 +97,14 @@ export async function ensureRootKey(data: OpenedData, dataDir: string, now: numb
     }
     return rootCredentialsPath(dataDir);
   }
+  const path = rootCredentialsPath(dataDir);
+  if (!envId && existsSync(path)) {
+    // Credentials of a root key the database does not have: it was replaced, emptied or is not theirs.
+    throw new StartupError(
+      `${path} exists, but the database has no root key: the database was replaced or emptied, or the file belongs to another one. ` +
+        `Restore the database from a backup, or move ${path} away to start a new database with a new root key.`,
+    );
+  }
   const id = envId ?? newAccessKeyId();
   const secret = envSecret ?? newAccessKeySecret();
   const inserted = await store.insertAccessKey({
@@ -93,10 +118,18 @@ export async function ensureRootKey(data: OpenedData, dataDir: string, now: numb
   });
   if (!inserted) return ensureRootKey(data, dataDir, now, env); // another node won the race
   if (envId) return 'SMCD_ROOT_ACCESS_KEY_ID';
-  const path = rootCredentialsPath(dataDir);
-  const creds: RootCredentials = { AccessKeyId: id, AccessKeySecret: secret };
-  writeFileSync(path, `${JSON.stringify(creds, null, 2)}\n`, { mode: 0o600 });
+  writeRootCredentials(dataDir, { AccessKeyId: id, AccessKeySecret: secret });
   return path;
+}
+
+/** root-credentials.json, always a fresh 0600 file (never an existing file's wider mode). */
+export function writeRootCredentials(dataDir: string, creds: RootCredentials): void {
+  writeSecretFile(rootCredentialsPath(dataDir), `${JSON.stringify(creds, null, 2)}\n`);
+}
+
+/** Secret files in the data directory that others may read: logged as a warning at start. */
+export function looseSecretFiles(dataDir: string): string[] {
+  return [masterKeyPath(dataDir), masterKeyPath(dataDir, 'next'), masterKeyPath(dataDir, 'previous'), rootCredentialsPath(dataDir)].filter(readableByOthers);
 }
 
 export function readRootCredentials(dataDir: string): RootCredentials | undefined {

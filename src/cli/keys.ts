@@ -1,8 +1,7 @@
 import pino from 'pino';
 import { OPERATOR_ACTIONS } from '../actions/index.ts';
 import { existsSync, renameSync } from 'node:fs';
-import { MASTER_KEY_CHECK, StartupError, openData, rootCredentialsPath } from '../bootstrap.ts';
-import { writeFileSync } from 'node:fs';
+import { MASTER_KEY_CHECK, StartupError, openData, rootCredentialsPath, writeRootCredentials } from '../bootstrap.ts';
 import { loadKeyring, masterKeyPath, newMasterKeyText, writeKeyFile } from '../crypto/master-key.ts';
 import { newAccessKeyId, newAccessKeySecret } from '../crypto/ids.ts';
 import { formatTime, systemClock } from '../domain/time.ts';
@@ -74,7 +73,7 @@ export const keysCommand: Command = {
             process.stdout.write(`root key ${rootKey.id} now uses the secret in SMCD_ROOT_ACCESS_KEY_SECRET; give every node the same value.\n`);
           } else {
             const path = rootCredentialsPath(String(values['data-dir']));
-            writeFileSync(path, `${JSON.stringify({ AccessKeyId: rootKey.id, AccessKeySecret: secret }, null, 2)}\n`, { mode: 0o600 });
+            writeRootCredentials(String(values['data-dir']), { AccessKeyId: rootKey.id, AccessKeySecret: secret });
             process.stdout.write(`root key ${rootKey.id} has a new secret, written to ${path}; the old secret no longer works.\n`);
           }
           return EXIT.ok;

@@ -42,7 +42,10 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`smcd ${cmd.name}: ${err.message}\n`);
       return EXIT.failed;
     }
-    throw err;
+    // Unexpected: one line, never a stack trace, unless asked for (SMCD_DEBUG=1).
+    if (process.env.SMCD_DEBUG) process.stderr.write(`${(err as Error)?.stack ?? String(err)}\n`);
+    process.stderr.write(`smcd ${cmd.name}: unexpected error: ${(err as Error)?.message ?? String(err)} (SMCD_DEBUG=1 shows details)\n`);
+    return EXIT.failed;
   }
 }
 

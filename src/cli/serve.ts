@@ -1,5 +1,5 @@
 import pino from 'pino';
-import { StartupError, ensureRootKey, openData } from '../bootstrap.ts';
+import { StartupError, ensureRootKey, looseSecretFiles, openData } from '../bootstrap.ts';
 import { systemClock } from '../domain/time.ts';
 import { describeDatabaseUrl } from '../store/open-store.ts';
 import { StoreUnavailableError } from '../store/store.ts';
@@ -51,6 +51,9 @@ export const serveCommand: Command = {
     try {
       const data = await openData(dataDir, url, process.env, { poolSize, timeoutMs });
       const credentials = await ensureRootKey(data, dataDir, systemClock());
+      for (const file of looseSecretFiles(dataDir)) {
+        log.warn({ file }, `${file} may be read by other users of this machine: chmod 600 it (smcd writes its secret files 0600)`);
+      }
       server = new SmcdServer({
         store: data.store,
         box: data.box,
@@ -79,7 +82,10 @@ export const serveCommand: Command = {
         log.fatal({ err: { message: (err as Error).message } }, `smcd cannot start: ${(err as Error).message}`);
         return EXIT.failed;
       }
-      throw err;
+      // Anything else is unexpected: one line for the operator, the stack for whoever debugs it.
+      log.debug({ err }, 'start-up failure');
+      log.fatal({ err: { message: (err as Error)?.message } }, `smcd cannot start: ${(err as Error)?.message ?? String(err)} (run with --log-level debug for details)`);
+      return EXIT.failed;
     }
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {

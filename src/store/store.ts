@@ -210,3 +210,11 @@ export class StoreUnavailableError extends Error {
     this.name = 'StoreUnavailableError';
   }
 }
+
+/**
+ * The store cannot be opened as it is: damaged, emptied, unreadable, or written by a newer
+ * smcd. The message names the file or database and what to do; start-up prints it as is.
+ */
+export class StoreOpenError extends Error {
+  override name = 'StoreOpenError';
+}

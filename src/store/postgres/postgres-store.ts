@@ -24,6 +24,7 @@ import {
   type SourceQuery,
   type SourceRecord,
   type Store,
+  StoreOpenError,
   StoreUnavailableError,
   type TokenQuery,
 } from '../store.ts';
@@ -255,8 +256,8 @@ export class PostgresStore implements Store {
       }
       const newest = Number((await client.query('SELECT MAX(version) AS v FROM schema_migrations')).rows[0].v);
       if (newest > POSTGRES_MIGRATIONS.length)
-        throw new Error(
-          `The database schema is at version ${newest}, newer than this smcd knows (${POSTGRES_MIGRATIONS.length}); upgrade smcd on this node.`,
+        throw new StoreOpenError(
+          `The database schema is at version ${newest}, newer than this smcd knows (${POSTGRES_MIGRATIONS.length}): upgrade smcd on this node.`,
         );
     } finally {
       await client.end().catch(noop);

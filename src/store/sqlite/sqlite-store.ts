@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import {
   INSERT_ACCESS_KEY,
@@ -16,21 +16,87 @@ import {
   sourceWhere,
   tokenWhere,
 } from '../rows.ts';
-import type {
-  AccessKeyRecord,
-  AccessTokenRecord,
-  CreateTokenOutcome,
-  IdempotencyKey,
-  ImportOutcome,
-  ImportRequest,
-  SourceQuery,
-  SourceRecord,
-  Store,
-  TokenQuery,
+import {
+  type AccessKeyRecord,
+  type AccessTokenRecord,
+  type CreateTokenOutcome,
+  type IdempotencyKey,
+  type ImportOutcome,
+  type ImportRequest,
+  type SourceQuery,
+  type SourceRecord,
+  type Store,
+  StoreOpenError,
+  type TokenQuery,
 } from '../store.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
 
 type Row = Record<string, unknown>;
+
+/** Refuses a database file that exists but is empty: truncated or never finished, not a new database. */
+function checkDatabaseFile(path: string): void {
+  try {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw new StoreOpenError(`cannot create the data directory ${dirname(path)} (${(err as NodeJS.ErrnoException).code}): check the path and its permissions.`);
+  }
+  const size = statSync(path, { throwIfNoEntry: false })?.size;
+  if (size === undefined) {
+    // A new database is made 0600, like every file of the data directory (its journals follow its mode).
+    try {
+      closeSync(openSync(path, 'wx', 0o600));
+    } catch {
+      /* another process created it first, or SQLite will say why it cannot */
+    }
+    return;
+  }
+  if (size === 0) {
+    throw new StoreOpenError(
+      `The database ${path} is empty (0 bytes): it was truncated or never finished. Restore it from a backup (smcd restore), or delete it to start a new, empty database.`,
+    );
+  }
+  const expected = headerSize(path);
+  if (expected !== undefined && expected > size) {
+    throw new StoreOpenError(
+      `The database ${path} is damaged (truncated: ${size} bytes of ${expected}). Restore it from a backup (smcd restore); keep the damaged file for inspection.`,
+    );
+  }
+}
+
+/**
+ * The size the database header says the file has (page size x page count), when the
+ * header vouches for that count (https://www.sqlite.org/fileformat2.html, "In-header
+ * database size"). A healthy file is never shorter: checkpoints write pages before the header.
+ */
+function headerSize(path: string): number | undefined {
+  const header = Buffer.alloc(100);
+  const fd = openSync(path, 'r');
+  try {
+    if (readSync(fd, header, 0, 100, 0) < 100) return undefined;
+  } finally {
+    closeSync(fd);
+  }
+  if (header.toString('latin1', 0, 16) !== 'SQLite format 3\0') return undefined;
+  const raw = header.readUInt16BE(16);
+  const pageSize = raw === 1 ? 65_536 : raw;
+  const pages = header.readUInt32BE(28);
+  const valid = pages > 0 && header.readUInt32BE(24) === header.readUInt32BE(92);
+  return valid ? pages * pageSize : undefined;
+}
+
+/** SQLite's refusals at start-up, as one line that names the file and what to do. */
+function openError(err: unknown, path: string): unknown {
+  if (err instanceof StoreOpenError) return err;
+  const code = String((err as { code?: unknown })?.code ?? '');
+  const message = (err as Error)?.message ?? String(err);
+  if (code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT'))
+    return new StoreOpenError(`The database ${path} is damaged (${message}). Restore it from a backup (smcd restore); keep the damaged file for inspection.`);
+  if (code.startsWith('SQLITE_CANTOPEN') || code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_PERM') || code.startsWith('SQLITE_IOERR'))
+    return new StoreOpenError(`cannot open the database ${path} (${message}): check that the file and its directory exist and smcd may write them.`);
+  if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'))
+    return new StoreOpenError(`The database ${path} is locked by another process (${message}): a restore or another tool may be running.`);
+  return err;
+}
 
 /** The group-commit transaction of the current event-loop turn. */
 interface OpenBatch {
@@ -69,14 +135,21 @@ export class SqliteStore implements Store {
   onBatch?: (size: number) => void;
 
   constructor(path: string) {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.description = `sqlite:${path}`;
-    this.#db = new Database(path);
-    this.#db.pragma('journal_mode = WAL');
-    this.#db.pragma('synchronous = FULL');
-    this.#db.pragma('busy_timeout = 5000');
-    this.#db.pragma('foreign_keys = ON');
-    this.#migrate();
+    if (path !== ':memory:') checkDatabaseFile(path);
+    let db: Database.Database | undefined;
+    try {
+      db = new Database(path);
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      db.pragma('busy_timeout = 5000');
+      db.pragma('foreign_keys = ON');
+      this.#db = db;
+      this.#migrate(path);
+    } catch (err) {
+      db?.close();
+      throw openError(err, path);
+    }
     this.#tx = {
       begin: this.#db.prepare('BEGIN IMMEDIATE'),
       commit: this.#db.prepare('COMMIT'),
@@ -87,12 +160,17 @@ export class SqliteStore implements Store {
     };
   }
 
-  #migrate(): void {
+  #migrate(path: string): void {
     // BEGIN IMMEDIATE takes the write lock, so two processes starting at once
     // apply each step once.
     const step = this.#db.transaction(() => {
       const version = this.#db.pragma('user_version', { simple: true }) as number;
-      if (version >= SQLITE_MIGRATIONS.length) return false;
+      if (version > SQLITE_MIGRATIONS.length) {
+        throw new StoreOpenError(
+          `The database ${path} has schema version ${version}, newer than this smcd knows (${SQLITE_MIGRATIONS.length}): it was written by a newer smcd. Run that version, or restore a backup taken before the upgrade.`,
+        );
+      }
+      if (version === SQLITE_MIGRATIONS.length) return false;
       this.#db.exec(SQLITE_MIGRATIONS[version]);
       this.#db.pragma(`user_version = ${version + 1}`);
       return true;
