@@ -432,6 +432,50 @@ for (const sh of [shell('dash'), shell('busybox')]) {
   });
 }
 
+/** A server that answers every request with one fixed response, for failures a real one rarely gives. */
+async function stub(status: number, body: string, type = 'application/json;charset=utf-8') {
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(status, { 'content-type': type }).end(body));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
+}
+
+for (const sh of [shell('dash'), shell('busybox')]) {
+  describe(`answers only a broken or busy server gives, under ${sh.name}`, shellSkip(sh), () => {
+    before(() => assertShell(sh));
+
+    it('503, 429, an unknown code with quotes and escapes in its message, HTML, and a 200 without a source', async () => {
+      const cases: Array<[number, string, string, RegExp]> = [
+        [503, JSON.stringify({ RequestId: 'R1', Code: 'ServiceUnavailable', Message: 'down' }), 'application/json', /cannot reach its store right now \(ServiceUnavailable\): try again shortly/],
+        [429, JSON.stringify({ RequestId: 'R2', Code: 'Throttling.User', Message: 'slow down' }), 'application/json', /is refusing this address after too many failed authentications \(Throttling\.User\): wait a minute/],
+        [
+          400,
+          JSON.stringify({ RequestId: 'R3', HostId: 'h', Code: 'InvalidParameter.Name', Message: 'may contain only "." and \\ \u001b[31mred\n{"nested":1}', Recommend: 'x' }),
+          'application/json',
+          /refused the request: InvalidParameter\.Name: may contain only "\." and \\  \[31mred \{"nested":1\} \(RequestId R3\)\n$/,
+        ],
+        [502, '<html><body>Bad Gateway</body></html>', 'text/html', /answered HTTP 502 without an SMC error: is it an smcd server\?/],
+        [200, JSON.stringify({ RequestId: 'R4', Nested: { SourceId: 's-00000000000000000000' } }), 'application/json', /answered ImportSourceServer without a SourceId and source key: is it an smcd server\?/],
+      ];
+      for (const [status, body, type, pattern] of cases) {
+        const srv = await stub(status, body, type);
+        try {
+          const state = stateFile();
+          const run = await agent(sh, ['import', '--endpoint', srv.url], { SMCD_CODE_ID: 'at-aaaaaaaaaaaaaaaaaaaa', SMCD_CODE: 'B'.repeat(32), SMCD_STATE_FILE: state, SMCD_MACHINE_ID: newMachine() });
+          assert.equal(run.code, 1, run.stderr);
+          assert.match(run.stderr, pattern);
+          assert.ok(!run.stderr.includes('\u001b'), 'no terminal escape reaches the terminal');
+          assert.equal(existsSync(state), false);
+        } finally {
+          srv.server.close();
+        }
+      }
+    });
+  });
+}
+
 /** A TLS front for the test server, with a certificate of its own CA (written to caFile). */
 async function tlsFront() {
   const dir = scratchDir('smcd-tls-');
