@@ -1399,6 +1399,8 @@ do_install() {
 cmd_install() {
 	[ "$(id -u)" = 0 ] || [ -n "$install_root" ] || fail "install writes to /usr/local/sbin and /etc: run it as root (sudo sh smcd-agent.sh install)"
 	init_state_path
+	# The scratch directory is made here: one made inside the subshell would outlive it.
+	make_tmp
 	(do_install) || exit 1
 }
 

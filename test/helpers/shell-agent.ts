@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -116,6 +116,7 @@ export function agentEnv(sh: Shell, extra: Record<string, string | undefined> = 
   const env: NodeJS.ProcessEnv = {
     PATH: sh.path,
     HOME: scratchDir('smcd-home-'),
+    TMPDIR: scratchDir('smcd-tmp-'),
     LANG: 'C.UTF-8',
     SMCD_NO_INSTALL: '1',
     SMCD_INSTALL_ROOT: scratchDir('smcd-root-'),
@@ -137,8 +138,13 @@ export function startAgent(sh: Shell, args: string[], opts: AgentOptions = {}) {
   child.stderr.on('data', (c) => (run.stderr += c));
   child.stdin.on('error', () => {});
   child.stdin.end(opts.stdin ?? '');
-  const exited = new Promise<AgentRun>((resolve) =>
-    child.once('close', (code, signal) => resolve({ code, signal, stdout: run.stdout, stderr: run.stderr })),
+  const exited = new Promise<AgentRun>((resolve, reject) =>
+    child.once('close', (code, signal) => {
+      // Its scratch files (an answer there holds a source secret) go with it, unless it was killed outright.
+      const left = signal === 'SIGKILL' ? [] : readdirSync(env.TMPDIR!);
+      if (left.length > 0) reject(new Error(`the agent left ${left.join(', ')} in its TMPDIR\n${run.stderr}`));
+      else resolve({ code, signal, stdout: run.stdout, stderr: run.stderr });
+    }),
   );
   return { child, run, exited };
 }
