@@ -1114,7 +1114,8 @@ cmd_import() {
 	if [ -n "$st_key_id" ] && [ -n "$st_secret" ] && { [ -z "$st_machine_id" ] || [ "$st_machine_id" = "$machine_id" ]; }; then
 		_proof_id=$st_key_id
 		_proof_secret=$st_secret
-	elif load_node_state; then
+	elif [ -z "$st_key_id" ] && load_node_state; then
+		# Imported by the Node agent only: its source.json holds the key of this machine.
 		_proof_id=$nd_key_id
 		_proof_secret=$nd_secret
 	fi
@@ -1151,7 +1152,7 @@ cmd_import() {
 	if [ -n "$opt_no_install" ] || [ "${SMCD_NO_INSTALL:-}" = 1 ]; then
 		return 0
 	fi
-	if [ "$(id -u)" = 0 ] || [ -n "$install_root" ]; then
+	if [ "$(id -u)" = 0 ]; then
 		(do_install) || warn "warning: the import succeeded, but heartbeats were not installed: run \"sh smcd-agent.sh install\" as root, or keep \"sh smcd-agent.sh heartbeat --loop\" running"
 	else
 		non_root_hint
