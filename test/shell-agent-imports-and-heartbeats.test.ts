@@ -350,6 +350,33 @@ for (const sh of [shell('dash'), shell('busybox')]) {
       assert.match(noState.stderr, /no saved source key at .*: import this machine first/);
     });
 
+    it('a tampered state file is read, never run: malformed values are refused', async () => {
+      const dir = scratchDir('smcd-tampered-');
+      const state = join(dir, 'state');
+      const marker = join(dir, 'pwned');
+      writeFileSync(
+        state,
+        [
+          `endpoint=http://127.0.0.1:9/$(touch ${marker})`,
+          'source_id=s-0123456789abcdefghij',
+          `source_key_id=sk-x; touch ${marker}`,
+          'source_key_secret=`touch pwned`',
+          'heartbeat_rate=1; reboot',
+          'machine_id=m',
+          '',
+        ].join('\n'),
+        { mode: 0o600 },
+      );
+      const run = await agent(sh, ['heartbeat'], { SMCD_STATE_FILE: state });
+      assert.equal(run.code, 1);
+      assert.match(run.stderr, /is damaged \(no valid source id or key\): import this machine again/);
+      writeFileSync(state, readFileSync(state, 'utf8').replace(/^source_key_id=.*$/m, 'source_key_id=sk-0123456789abcdefghij').replace(/^source_key_secret=.*$/m, 'source_key_secret=abc'));
+      const noEndpoint = await agent(sh, ['heartbeat'], { SMCD_STATE_FILE: state });
+      assert.equal(noEndpoint.code, 1);
+      assert.match(noEndpoint.stderr, /names no valid endpoint: pass --endpoint URL or set SMCD_ENDPOINT/);
+      assert.equal(existsSync(marker), false, 'nothing in the state file was executed');
+    });
+
     it('the code and the source secret are in no child process argv or environment, no output, no state file', async () => {
       const code = await createCode();
       const dir = scratchDir('smcd-argv-log-');
