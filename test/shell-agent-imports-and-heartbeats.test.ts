@@ -360,7 +360,7 @@ for (const sh of [shell('dash'), shell('busybox')]) {
           `endpoint=http://127.0.0.1:9/$(touch ${marker})`,
           'source_id=s-0123456789abcdefghij',
           `source_key_id=sk-x; touch ${marker}`,
-          'source_key_secret=`touch pwned`',
+          `source_key_secret=\`touch ${marker}\``,
           'heartbeat_rate=1; reboot',
           'machine_id=m',
           '',
