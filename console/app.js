@@ -501,7 +501,7 @@ function sourceRow(s) {
           onclick: () =>
             confirmThen({
               title: 'Delete source server?',
-              message: `“${label}” (${s.SourceId}) will be deleted. The import it used stays counted on its activation code; if its agent imports again, the source is created anew.`,
+              message: `“${label}” (${s.SourceId}) will be deleted and its key stops working. The import it used stays counted on its activation code. Its MachineId is then free: any machine with that id (for example a clone, or this machine after losing its key) can import it again with a code, as a new source.`,
               ok: 'Delete',
               action: async () => {
                 await call('DeleteSourceServer', { SourceId: s.SourceId });

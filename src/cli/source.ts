@@ -153,7 +153,11 @@ async function remove(values: Values, positionals: string[]): Promise<number> {
   return reportingApiErrors(async () => {
     const res = await client.call<{ RequestId: string }>('DeleteSourceServer', { SourceId: id });
     if (output === 'json') process.stdout.write(renderJson({ RequestId: res.RequestId, SourceId: id }));
-    else process.stdout.write(`Source server ${id} deleted; the import it used stays counted on its code.\n`);
+    else
+      process.stdout.write(
+        `Source server ${id} deleted; its key no longer works, and the import it used stays counted on its code.\n` +
+          'Its MachineId is free again: a machine with that id can import it anew with a code, without the old key.\n',
+      );
     return EXIT.ok;
   });
 }

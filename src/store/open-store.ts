@@ -10,7 +10,7 @@ export async function openStore(url: string, options: { poolSize?: number; timeo
     return PostgresStore.open(url, options);
   }
   const { SqliteStore } = await import('./sqlite/sqlite-store.ts');
-  return new SqliteStore(url.startsWith('sqlite:') ? url.slice('sqlite:'.length) : url);
+  return new SqliteStore(url.startsWith('sqlite:') ? url.slice('sqlite:'.length) : url, options);
 }
 
 /** The URL with any password masked, for logs. */

@@ -126,14 +126,16 @@ export function tokenWhere(q: TokenQuery): Where {
     where.push('name = ?');
     params.push(q.name);
   }
+  // Each Status as indexed predicates: `closed` (a generated column: disabled or used up)
+  // and the expiry instant against the clock.
   if (q.status === 'expired') {
     where.push('expires_at <= ?');
     params.push(q.now);
   } else if (q.status === 'unactivated') {
-    where.push('expires_at > ? AND (disabled = 1 OR registered_count >= count)');
+    where.push('closed = 1 AND expires_at > ?');
     params.push(q.now);
   } else if (q.status === 'activated') {
-    where.push('expires_at > ? AND disabled = 0 AND registered_count < count');
+    where.push('closed = 0 AND expires_at > ?');
     params.push(q.now);
   }
   return { sql: where.length ? `WHERE ${where.join(' AND ')}` : '', params };

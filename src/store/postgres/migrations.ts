@@ -97,6 +97,15 @@ export const POSTGRES_MIGRATIONS: readonly string[][] = [
       (8, 0), (9, 0), (10, 0), (11, 0), (12, 0), (13, 0), (14, 0), (15, 0)`,
     'UPDATE access_token_counts SET n = (SELECT COUNT(*) FROM access_tokens) WHERE shard = 0',
   ],
+  // Every list filter is a predicate on indexed columns: `closed` (disabled or used up) is
+  // computed by PostgreSQL itself, and a Status is `closed` plus expires_at against the clock.
+  [
+    `ALTER TABLE access_tokens ADD COLUMN closed INTEGER
+      GENERATED ALWAYS AS (CASE WHEN disabled <> 0 OR registered_count >= count THEN 1 ELSE 0 END) STORED`,
+    'CREATE INDEX access_tokens_closed_seq ON access_tokens (closed, seq)',
+    'CREATE INDEX access_tokens_closed_expiry ON access_tokens (closed, expires_at)',
+    'CREATE INDEX access_tokens_expiry ON access_tokens (expires_at)',
+  ],
 ];
 
 export const COUNT_SHARDS = 16;

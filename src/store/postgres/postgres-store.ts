@@ -28,6 +28,7 @@ import {
   StoreUnavailableError,
   type TokenQuery,
 } from '../store.ts';
+import { Semaphore } from '../../util/semaphore.ts';
 import { withTimeout } from '../../util/with-timeout.ts';
 import { COUNT_SHARDS, CREATE_SCHEMA_MIGRATIONS, POSTGRES_MIGRATIONS } from './migrations.ts';
 
@@ -54,6 +55,8 @@ export interface PostgresStoreOptions {
 }
 
 const DEFAULT_POOL_SIZE = 10;
+/** Pages up to this offset of an unfiltered list (or an id list) are cheap. */
+const CHEAP_OFFSET = 1_000;
 const DEFAULT_TIMEOUT_MS = 5_000;
 /** Attempts of one transaction that keeps losing to serialization failures or deadlocks. */
 const MAX_ATTEMPTS = 6;
@@ -170,13 +173,16 @@ export class PostgresStore implements Store {
   readonly description: string;
   readonly #pool: pg.Pool;
   readonly #timeoutMs: number;
+  /** Permits for lists whose cost grows with the data: half the pool. */
+  readonly #heavy: Semaphore;
   readonly #sql = new Map<string, string>();
   #closed = false;
 
-  private constructor(url: string, pool: pg.Pool, timeoutMs: number) {
+  private constructor(url: string, pool: pg.Pool, timeoutMs: number, poolSize: number) {
     this.description = describePostgresUrl(url);
     this.#pool = pool;
     this.#timeoutMs = timeoutMs;
+    this.#heavy = new Semaphore(Math.max(1, Math.floor(poolSize / 2)));
   }
 
   static async open(url: string, opts: PostgresStoreOptions = {}): Promise<PostgresStore> {
@@ -198,7 +204,7 @@ export class PostgresStore implements Store {
     // queries, so the events themselves only need a listener.
     pool.on('error', noop);
     pool.on('connect', (client) => client.on('error', noop));
-    const store = new PostgresStore(url, pool, timeoutMs);
+    const store = new PostgresStore(url, pool, timeoutMs, opts.poolSize ?? DEFAULT_POOL_SIZE);
     try {
       await store.#migrate(url, timeoutMs);
     } catch (err) {
@@ -500,21 +506,24 @@ export class PostgresStore implements Store {
 
   async listAccessTokens(query: TokenQuery): Promise<{ total: number; items: AccessTokenRecord[] }> {
     const where = tokenWhere(query);
-    return this.#op('read', async (q) => {
-      // Unfiltered, the counter shards answer; a filter counts its matches.
-      const total = Number(
-        where.sql === ''
-          ? (await q('SELECT COALESCE(SUM(n), 0) AS n FROM access_token_counts')).rows[0].n
-          : (await q(`SELECT COUNT(*) AS n FROM access_tokens ${where.sql}`, ...where.params)).rows[0].n,
-      );
-      const rows = await q(
-        `SELECT * FROM access_tokens ${where.sql} ORDER BY seq DESC LIMIT ? OFFSET ?`,
-        ...where.params,
-        query.limit,
-        query.offset,
-      );
-      return { total, items: rows.rows.map(accessTokenFromRow) };
-    });
+    const list = () =>
+      this.#op('read', async (q) => {
+        // Unfiltered, the counter shards answer; a filter counts its matches through its indexes.
+        const total = Number(
+          where.sql === ''
+            ? (await q('SELECT COALESCE(SUM(n), 0) AS n FROM access_token_counts')).rows[0].n
+            : (await q(`SELECT COUNT(*) AS n FROM access_tokens ${where.sql}`, ...where.params)).rows[0].n,
+        );
+        const rows = await q(
+          `SELECT * FROM access_tokens ${where.sql} ORDER BY seq DESC LIMIT ? OFFSET ?`,
+          ...where.params,
+          query.limit,
+          query.offset,
+        );
+        return { total, items: rows.rows.map(accessTokenFromRow) };
+      });
+    const cheap = (where.sql === '' || (query.ids !== undefined && query.name === undefined && query.status === undefined)) && query.offset <= CHEAP_OFFSET;
+    return cheap ? list() : this.#heavily(list);
   }
 
   async disableAccessToken(id: string): Promise<boolean> {
@@ -616,11 +625,21 @@ export class PostgresStore implements Store {
 
   async describeSources(query: SourceQuery): Promise<{ total: number; items: SourceRecord[] }> {
     const where = sourceWhere(query);
-    return this.#op('read', async (q) => {
-      const total = Number((await q(`SELECT COUNT(*) AS n FROM sources ${where.sql}`, ...where.params)).rows[0].n);
-      const rows = await q(`SELECT * FROM sources ${where.sql} ORDER BY seq DESC LIMIT ? OFFSET ?`, ...where.params, query.limit, query.offset);
-      return { total, items: rows.rows.map(sourceFromRow) };
-    });
+    const describe = () =>
+      this.#op('read', async (q) => {
+        const total = Number((await q(`SELECT COUNT(*) AS n FROM sources ${where.sql}`, ...where.params)).rows[0].n);
+        const rows = await q(`SELECT * FROM sources ${where.sql} ORDER BY seq DESC LIMIT ? OFFSET ?`, ...where.params, query.limit, query.offset);
+        return { total, items: rows.rows.map(sourceFromRow) };
+      });
+    return query.ids !== undefined && query.offset <= CHEAP_OFFSET ? describe() : this.#heavily(describe);
+  }
+
+  /**
+   * Lists whose cost grows with the data share a few connections, so that however many run at
+   * once the rest of the pool stays free for everything else; each waits at most the store timeout.
+   */
+  #heavily<T>(work: () => Promise<T>): Promise<T> {
+    return this.#heavy.run(Date.now() + this.#timeoutMs, () => new StoreUnavailableError(new DeadlineExceeded()), work);
   }
 
   async modifySource(id: string, patch: { name?: string; description?: string }): Promise<boolean> {

@@ -93,4 +93,22 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   CREATE TRIGGER access_tokens_count_delete AFTER DELETE ON access_tokens
     BEGIN UPDATE access_token_count SET n = n - 1 WHERE one = 1; END;
   `,
+  // Every list filter is a predicate on indexed columns (issue 10): `closed` (disabled or
+  // used up) is derived by SQLite itself, so no write path can forget it; a Status is then
+  // `closed` and a comparison of expires_at with the clock. Sources get a counter like
+  // codes, and an index for the Available/Unavailable filter.
+  `
+  ALTER TABLE access_tokens ADD COLUMN closed INTEGER
+    GENERATED ALWAYS AS (CASE WHEN disabled <> 0 OR registered_count >= count THEN 1 ELSE 0 END) VIRTUAL;
+  CREATE INDEX access_tokens_closed_seq ON access_tokens (closed, seq);
+  CREATE INDEX access_tokens_closed_expiry ON access_tokens (closed, expires_at);
+  CREATE INDEX access_tokens_expiry ON access_tokens (expires_at);
+  CREATE INDEX sources_heartbeat ON sources (last_heartbeat_at);
+  CREATE TABLE source_count (one INTEGER PRIMARY KEY CHECK (one = 1), n INTEGER NOT NULL);
+  INSERT INTO source_count (one, n) SELECT 1, COUNT(*) FROM sources;
+  CREATE TRIGGER sources_count_insert AFTER INSERT ON sources
+    BEGIN UPDATE source_count SET n = n + 1 WHERE one = 1; END;
+  CREATE TRIGGER sources_count_delete AFTER DELETE ON sources
+    BEGIN UPDATE source_count SET n = n - 1 WHERE one = 1; END;
+  `,
 ];

@@ -30,6 +30,7 @@ import {
   type TokenQuery,
 } from '../store.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
+import { SqliteReadPool } from './read-pool.ts';
 
 type Row = Record<string, unknown>;
 
@@ -106,6 +107,9 @@ interface OpenBatch {
   failed: Array<(err: unknown) => void>;
 }
 
+/** Pages up to this offset of an unfiltered list are cheap enough for the event loop. */
+const CHEAP_OFFSET = 1_000;
+
 /** How many distinct statements are kept prepared (the SQL texts are few; IN lists vary). */
 const STATEMENT_CACHE_SIZE = 500;
 
@@ -131,10 +135,12 @@ export class SqliteStore implements Store {
   /** Set for the rest of a turn whose transaction SQLite rolled back mid-way: settled() fails. */
   #aborted?: { error: unknown };
   #closed = false;
+  /** The read worker for list queries that grow with the data; none for an in-memory database. */
+  readonly #reads?: SqliteReadPool;
   /** Sizes of the last group commits, for /metrics. */
   onBatch?: (size: number) => void;
 
-  constructor(path: string) {
+  constructor(path: string, options: { timeoutMs?: number } = {}) {
     this.description = `sqlite:${path}`;
     if (path !== ':memory:') checkDatabaseFile(path);
     let db: Database.Database | undefined;
@@ -150,6 +156,7 @@ export class SqliteStore implements Store {
       db?.close();
       throw openError(err, path);
     }
+    if (path !== ':memory:') this.#reads = new SqliteReadPool(path, { timeoutMs: options.timeoutMs ?? 5_000, maxQueued: 256 });
     this.#tx = {
       begin: this.#db.prepare('BEGIN IMMEDIATE'),
       commit: this.#db.prepare('COMMIT'),
@@ -298,6 +305,7 @@ export class SqliteStore implements Store {
       });
     }
     this.#closed = true;
+    await this.#reads?.close();
     this.#db.close();
   }
 
@@ -428,20 +436,27 @@ export class SqliteStore implements Store {
 
   async listAccessTokens(q: TokenQuery): Promise<{ total: number; items: AccessTokenRecord[] }> {
     const where = tokenWhere(q);
-    // Unfiltered, the trigger-maintained counter answers in O(1); a filter counts its
-    // matches (ids and Name through their indexes; Status depends on the clock: a scan).
-    const total = Number(
-      where.sql === ''
-        ? this.#get('SELECT n FROM access_token_count WHERE one = 1')!.n
-        : this.#get(`SELECT COUNT(*) AS n FROM access_tokens ${where.sql}`, ...where.params)!.n,
-    );
-    const items = this.#all(
-      `SELECT * FROM access_tokens ${where.sql} ORDER BY seq DESC LIMIT ? OFFSET ?`,
-      ...where.params,
-      q.limit,
-      q.offset,
-    ).map(accessTokenFromRow);
-    return { total, items };
+    // Unfiltered, the trigger-maintained counter answers in O(1) and the page is the newest
+    // rows: cheap enough for the event loop. A filter's count grows with its matches: the
+    // read worker runs it (and a deep page), off the loop and under a deadline.
+    if (where.sql === '' && q.offset <= CHEAP_OFFSET) {
+      const total = Number(this.#get('SELECT n FROM access_token_count WHERE one = 1')!.n);
+      const items = this.#all('SELECT * FROM access_tokens ORDER BY seq DESC LIMIT ? OFFSET ?', q.limit, q.offset);
+      return { total, items: items.map(accessTokenFromRow) };
+    }
+    if (q.ids && q.ids.length <= 50 && q.offset <= CHEAP_OFFSET) {
+      const total = Number(this.#get(`SELECT COUNT(*) AS n FROM access_tokens ${where.sql}`, ...where.params)!.n);
+      const items = this.#all(`SELECT * FROM access_tokens ${where.sql} ORDER BY seq DESC LIMIT ? OFFSET ?`, ...where.params, q.limit, q.offset);
+      return { total, items: items.map(accessTokenFromRow) };
+    }
+    // The page follows one index the planner might not pick without statistics: a Status
+    // walks (closed, seq) newest first; `expired` walks the table newest first.
+    const source = q.ids || q.name !== undefined ? 'access_tokens' : q.status === 'expired' ? 'access_tokens NOT INDEXED' : q.status ? 'access_tokens INDEXED BY access_tokens_closed_seq' : 'access_tokens';
+    const [count, page] = await this.#read([
+      { sql: where.sql === '' ? 'SELECT n FROM access_token_count WHERE one = 1' : `SELECT COUNT(*) AS n FROM access_tokens ${where.sql}`, params: where.sql === '' ? [] : where.params },
+      { sql: `SELECT * FROM ${source} ${where.sql} ORDER BY seq DESC LIMIT ? OFFSET ?`, params: [...where.params, q.limit, q.offset] },
+    ]);
+    return { total: Number(count![0]!.n), items: page!.map(accessTokenFromRow) };
   }
 
   disableAccessToken(id: string): Promise<boolean> {
@@ -535,11 +550,26 @@ export class SqliteStore implements Store {
 
   async describeSources(q: SourceQuery): Promise<{ total: number; items: SourceRecord[] }> {
     const where = sourceWhere(q);
-    const total = Number(this.#get(`SELECT COUNT(*) AS n FROM sources ${where.sql}`, ...where.params)!.n);
-    const items = this.#all(`SELECT * FROM sources ${where.sql} ORDER BY seq DESC LIMIT ? OFFSET ?`, ...where.params, q.limit, q.offset).map(
-      sourceFromRow,
-    );
-    return { total, items };
+    if ((where.sql === '' || (q.ids && q.ids.length <= 50)) && q.offset <= CHEAP_OFFSET) {
+      const total = Number(
+        where.sql === ''
+          ? this.#get('SELECT n FROM source_count WHERE one = 1')!.n
+          : this.#get(`SELECT COUNT(*) AS n FROM sources ${where.sql}`, ...where.params)!.n,
+      );
+      const items = this.#all(`SELECT * FROM sources ${where.sql} ORDER BY seq DESC LIMIT ? OFFSET ?`, ...where.params, q.limit, q.offset);
+      return { total, items: items.map(sourceFromRow) };
+    }
+    const [count, page] = await this.#read([
+      { sql: where.sql === '' ? 'SELECT n FROM source_count WHERE one = 1' : `SELECT COUNT(*) AS n FROM sources ${where.sql}`, params: where.sql === '' ? [] : where.params },
+      { sql: `SELECT * FROM sources ${where.sql} ORDER BY seq DESC LIMIT ? OFFSET ?`, params: [...where.params, q.limit, q.offset] },
+    ]);
+    return { total: Number(count![0]!.n), items: page!.map(sourceFromRow) };
+  }
+
+  /** Statements whose cost grows with the data: in the read worker, or here for an in-memory database. */
+  #read(statements: Array<{ sql: string; params: unknown[] }>): Promise<Row[][]> {
+    if (this.#reads) return this.#reads.run(statements);
+    return Promise.resolve(statements.map(({ sql, params }) => this.#all(sql, ...params)));
   }
 
   modifySource(id: string, patch: { name?: string; description?: string }): Promise<boolean> {
