@@ -371,9 +371,14 @@ async function submitCreate(e) {
       TimeToLiveInDays: text('ttl'),
       IpAddressRange: text('ipRange') || undefined,
     });
+    // Everything the result shows is ready before any of it is: the dialog shows the result whole.
+    const url = await publicUrl();
     $('created-id').textContent = res.AccessTokenId;
     $('created-code').textContent = res.AccessTokenCode;
-    $('created-command').textContent = `SMCD_TOKEN_ID=${res.AccessTokenId} SMCD_TOKEN_CODE=${res.AccessTokenCode} smcd agent import --endpoint ${location.origin}`;
+    const pair = `SMCD_CODE_ID=${res.AccessTokenId} SMCD_CODE=${res.AccessTokenCode}`;
+    $('created-command').textContent = `curl -fsSL ${url}/agent/smcd-agent.sh | ${pair} sh -s -- import`;
+    $('created-command-wget').textContent = `wget -qO- ${url}/agent/smcd-agent.sh | ${pair} sh -s -- import`;
+    $('created-command-node').textContent = `${pair} smcd agent import --endpoint ${url}`;
     $('create-form').hidden = true;
     $('create-result').hidden = false;
     $('copy-code').focus();
@@ -384,10 +389,25 @@ async function submitCreate(e) {
   }
 }
 
+/**
+ * The URL machines reach this server at (smcd serve --public-url): behind a tunnel or a proxy
+ * it is not this page's origin, which is the fallback.
+ */
+async function publicUrl() {
+  try {
+    const res = await fetch('/agent/info.json', { cache: 'no-store' });
+    const info = await res.json();
+    if (typeof info.PublicUrl === 'string' && /^https?:\/\/[^\s'"]+$/.test(info.PublicUrl)) return info.PublicUrl;
+  } catch {
+    /* an older server: fall back */
+  }
+  return location.origin;
+}
+
 /** Leaves no trace of the code in the document once the dialog is closed. */
 function clearCreated() {
   const shown = !$('create-result').hidden;
-  for (const id of ['created-id', 'created-code', 'created-command']) $(id).replaceChildren();
+  for (const id of ['created-id', 'created-code', 'created-command', 'created-command-wget', 'created-command-node']) $(id).replaceChildren();
   $('create-result').hidden = true;
   $('create-form').hidden = false;
   $('create-form').reset();
@@ -654,7 +674,11 @@ function wire() {
   $('create-open').addEventListener('click', openCreate);
   $('create-form').addEventListener('submit', submitCreate);
   $('create-cancel').addEventListener('click', () => $('create-dialog').close());
-  $('create-done').addEventListener('click', () => $('create-dialog').close());
+  // Cleared before closing: the dialog's close event comes a task later, and until then the code would still be in the page.
+  $('create-done').addEventListener('click', () => {
+    clearCreated();
+    $('create-dialog').close();
+  });
   $('create-dialog').addEventListener('close', clearCreated);
   $('create-dialog').addEventListener('cancel', (e) => {
     // Escape must not throw away a code nobody has copied yet: closing takes the explicit button.
@@ -662,6 +686,8 @@ function wire() {
   });
   $('copy-code').addEventListener('click', (e) => copyFrom('created-code', e.currentTarget));
   $('copy-command').addEventListener('click', (e) => copyFrom('created-command', e.currentTarget));
+  $('copy-command-wget').addEventListener('click', (e) => copyFrom('created-command-wget', e.currentTarget));
+  $('copy-command-node').addEventListener('click', (e) => copyFrom('created-command-node', e.currentTarget));
 
   $('modify-form').addEventListener('submit', submitModify);
   $('modify-cancel').addEventListener('click', () => $('modify-dialog').close());

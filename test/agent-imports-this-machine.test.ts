@@ -320,7 +320,7 @@ describe('smcd agent import, run as a process against a real server', () => {
     assert.match(noCode.stderr, /--token-id and --token-code/);
     const halfCode = await runAgent(['import', '--endpoint', s.url, '--state-dir', dir], { SMCD_TOKEN_ID: code.id });
     assert.equal(halfCode.code, 2);
-    assert.match(halfCode.stderr, /--token-code \(or SMCD_TOKEN_CODE\) is required/);
+    assert.match(halfCode.stderr, /--token-code \(or SMCD_CODE\) is required/);
     const badName = await runAgent(['import', '--endpoint', s.url, '--state-dir', dir, '--name', '1bad'], codeEnv(code));
     assert.equal(badName.code, 2);
     assert.match(badName.stderr, /--name must start with a letter/);

@@ -84,14 +84,17 @@ describe('smcd token and smcd source, run as processes against a real server', (
     }
   });
 
-  it('token create prints the code once with the agent command line, and that code imports a source', async () => {
+  it('token create prints the code once with the one-line import commands, and the printed line imports a source', async () => {
     const out = await ok(['token', 'create', '--name', 'cli-wave', '--description', 'made by the cli test', '--count', '2', '--ttl-days', '7', '--ip-range', '127.0.0.1/32']);
     const id = /^AccessTokenId: +(at-[a-z0-9]{20})$/m.exec(out)?.[1];
     const code = /^AccessTokenCode: +([A-Za-z0-9]{32})$/m.exec(out)?.[1];
     assert.ok(id && code, out);
     assert.match(out, /will not be shown again/);
-    assert.ok(out.includes(`\n  SMCD_TOKEN_ID=${id} SMCD_TOKEN_CODE=${code} smcd agent import --endpoint ${s.url}\n`), out);
-
+    const pair = `SMCD_CODE_ID=${id} SMCD_CODE=${code}`;
+    const curlLine = `curl -fsSL ${s.url}/agent/smcd-agent.sh | ${pair} sh -s -- import`;
+    assert.ok(out.includes(`\n  ${curlLine}\n`), out);
+    assert.ok(out.includes(`\n  wget -qO- ${s.url}/agent/smcd-agent.sh | ${pair} sh -s -- import\n`), out);
+    assert.ok(out.includes(`\n  ${pair} smcd agent import --endpoint ${s.url}\n`), out);
     const [listed] = (await api('ListAccessTokens', { 'AccessTokenId.1': id })).AccessTokens.AccessToken;
     assert.deepEqual(
       { Name: listed.Name, Description: listed.Description, Count: listed.Count, TimeToLiveInDays: listed.TimeToLiveInDays, IpAddressRange: listed.IpAddressRange },
@@ -144,21 +147,56 @@ describe('smcd token and smcd source, run as processes against a real server', (
     assert.equal((await api('ListAccessTokens', { 'AccessTokenId.1': id })).AccessTokens.AccessToken[0].RegisteredCount, '1');
   });
 
+  it('the printed one-line command, run as printed by sh, imports the machine without showing the code', async () => {
+    const out = await ok(['token', 'create', '--name', 'one-liner', '--count', '1']);
+    const curlLine = /^ {2}(curl -fsSL .*)$/m.exec(out)?.[1];
+    const code = /^AccessTokenCode: +([A-Za-z0-9]{32})$/m.exec(out)?.[1];
+    assert.ok(curlLine && code, out);
+    // Its systemd/cron install and its state are kept out of this test machine's own.
+    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: s.dir, SMCD_NO_INSTALL: '1', SMCD_STATE_FILE: `${s.dir}/cli-agent-state`, SMCD_MACHINE_ID: 'cli-one-liner' };
+    const oneLine = await runProcess('/bin/sh', ['-c', curlLine], { env });
+    assert.equal(oneLine.code, 0, oneLine.stderr);
+    const sourceId = /Import Source Server \[(s-[a-z0-9]{20})\] Successfully!/.exec(oneLine.stdout)?.[1];
+    assert.ok(sourceId, oneLine.stdout);
+    assert.ok(!oneLine.stdout.includes(code) && !oneLine.stderr.includes(code));
+    const [source] = (await api('DescribeSourceServers', { 'SourceId.1': sourceId })).SourceServers.SourceServer;
+    assert.equal(source.MachineId, 'cli-one-liner');
+    assert.match(source.AgentVersion, /^sh-/);
+  });
+
   it('token create --output json carries the code and the agent command; a --client-token retry never repeats the code', async () => {
     const first = await json(['token', 'create', '--name', 'json-wave', '--client-token', 'retry-me']);
     assert.match(first.AccessTokenId, /^at-[a-z0-9]{20}$/);
     assert.match(first.AccessTokenCode, /^[A-Za-z0-9]{32}$/);
     assert.match(first.RequestId, /^[0-9A-F-]{36}$/);
-    assert.equal(first.AgentCommand, `SMCD_TOKEN_ID=${first.AccessTokenId} SMCD_TOKEN_CODE=${first.AccessTokenCode} smcd agent import --endpoint ${s.url}`);
+    const pair = `SMCD_CODE_ID=${first.AccessTokenId} SMCD_CODE=${first.AccessTokenCode}`;
+    assert.equal(first.ImportCommand, `curl -fsSL ${s.url}/agent/smcd-agent.sh | ${pair} sh -s -- import`);
+    assert.equal(first.ImportCommandWget, `wget -qO- ${s.url}/agent/smcd-agent.sh | ${pair} sh -s -- import`);
+    assert.equal(first.AgentCommand, `${pair} smcd agent import --endpoint ${s.url}`);
 
     const replay = await ok(['token', 'create', '--name', 'json-wave', '--client-token', 'retry-me']);
     assert.match(replay, new RegExp(`^AccessTokenId: +${first.AccessTokenId}$`, 'm'));
     assert.match(replay, /not shown again/);
     assert.ok(!replay.includes(first.AccessTokenCode));
-    assert.ok(!replay.includes('SMCD_TOKEN_CODE'));
+    assert.ok(!replay.includes('SMCD_CODE='));
     const replayJson = await json(['token', 'create', '--name', 'json-wave', '--client-token', 'retry-me']);
     assert.equal(replayJson.AccessTokenCode, '');
-    assert.equal(replayJson.AgentCommand, '');
+    assert.deepEqual([replayJson.ImportCommand, replayJson.AgentCommand], ['', '']);
+  });
+
+  it('token create names the server by its --public-url, as machines reach it behind a proxy or tunnel', async () => {
+    const behindProxy = await startTestServer({ publicUrl: 'https://smcd.example.test:8443' });
+    try {
+      const r = await smcd(['token', 'create', '--output', 'json', '--endpoint', behindProxy.url, '--data-dir', behindProxy.dir]);
+      assert.equal(r.code, 0, r.stderr);
+      const created = JSON.parse(r.stdout);
+      assert.match(created.ImportCommand, /^curl -fsSL https:\/\/smcd\.example\.test:8443\/agent\/smcd-agent\.sh \| SMCD_CODE_ID=at-/);
+      assert.match(created.AgentCommand, /smcd agent import --endpoint https:\/\/smcd\.example\.test:8443$/);
+      const script = await (await fetch(`${behindProxy.url}/agent/smcd-agent.sh`)).text();
+      assert.ok(script.includes("served_endpoint='https://smcd.example.test:8443'"), 'the served agent names the public URL');
+    } finally {
+      await behindProxy.close();
+    }
 
     const mismatch = await op(['token', 'create', '--name', 'other-name', '--client-token', 'retry-me']);
     assert.equal(mismatch.code, 1);

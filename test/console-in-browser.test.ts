@@ -35,13 +35,20 @@ const run = (cmd: string, args: string[], env: NodeJS.ProcessEnv) => runProcess(
  * Runs the agent command line exactly as the console shows it, with `smcd` being
  * this checkout's bin/smcd.js, plus a private state dir and machine id.
  */
-async function runShownAgentCommand(line: string, extra: string[]): Promise<Run> {
-  const words = line.split(' ');
+/** The environment of a machine to migrate: nothing of this test's smcd settings. */
+function machineEnv(extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const k of Object.keys(env)) if (k.startsWith('SMCD_') || k.startsWith('ALIBABA_CLOUD_')) delete env[k];
-  while (/^[A-Z_]+=/.test(words[0])) {
+  return { ...env, ...extra };
+}
+
+/** Runs the Node agent line shown in the dialog (`SMCD_CODE_ID=.. SMCD_CODE=.. smcd agent import ...`). */
+async function runShownAgentCommand(line: string, extra: string[]): Promise<Run> {
+  const words = line.split(' ');
+  const env = machineEnv({});
+  while (/^[A-Z_]+=/.test(words[0] ?? '')) {
     const [name, ...value] = words.shift()!.split('=');
-    env[name] = value.join('=');
+    env[name!] = value.join('=');
   }
   assert.equal(words.shift(), 'smcd', line);
   return run(process.execPath, [SMCD_BIN, ...words, ...extra], env);
@@ -54,7 +61,7 @@ describe('the web console in headless Chromium', { skip }, () => {
   let profile: string;
   const stateDir = tempDir('smcd-console-agent-');
   const pageErrors: string[] = [];
-  const created: { id: string; code: string; command: string } = { id: '', code: '', command: '' };
+  const created: { id: string; code: string; command: string; alternatives: string[] } = { id: '', code: '', command: '', alternatives: [] };
   const row = (id: string) => page.locator(`tr[data-id="${id}"]`);
 
   async function api(action: string, params: Record<string, string> = {}, creds: Creds = s.root) {
@@ -190,7 +197,12 @@ describe('the web console in headless Chromium', { skip }, () => {
     created.code = await page.locator('#created-code').innerText();
     created.command = await page.locator('#created-command').innerText();
     assert.match(created.id, /^at-[a-z0-9]{20}$/);
-    assert.equal(created.command, `SMCD_TOKEN_ID=${created.id} SMCD_TOKEN_CODE=${created.code} smcd agent import --endpoint ${s.url}`);
+    assert.equal(created.command, `curl -fsSL ${s.url}/agent/smcd-agent.sh | SMCD_CODE_ID=${created.id} SMCD_CODE=${created.code} sh -s -- import`);
+    created.alternatives = [await page.locator('#created-command-wget').innerText(), await page.locator('#created-command-node').innerText()];
+    assert.deepEqual(created.alternatives, [
+      `wget -qO- ${s.url}/agent/smcd-agent.sh | SMCD_CODE_ID=${created.id} SMCD_CODE=${created.code} sh -s -- import`,
+      `SMCD_CODE_ID=${created.id} SMCD_CODE=${created.code} smcd agent import --endpoint ${s.url}`,
+    ]);
     await shot('05-code-shown-once');
 
     await page.click('#copy-code');
@@ -204,7 +216,7 @@ describe('the web console in headless Chromium', { skip }, () => {
     await page.click('#create-done');
     await page.locator('#create-dialog').waitFor({ state: 'hidden' });
     const html = await page.content();
-    assert.ok(!html.includes(created.code), 'the code is gone from the page once the dialog is closed');
+    assert.ok(!html.includes(created.code), `the code is gone from the page once the dialog is closed: ${html.slice(Math.max(0, html.indexOf(created.code) - 300), html.indexOf(created.code) + 50)}`);
 
     const item = row(created.id);
     await item.waitFor();
@@ -215,11 +227,25 @@ describe('the web console in headless Chromium', { skip }, () => {
     assert.equal(listed.TimeToLiveInDays, '7');
   });
 
-  it('imports a source with the agent command from the copy box and lists it with the code that imported it', async () => {
-    const agent = await runShownAgentCommand(created.command, ['--state-dir', stateDir, '--machine-id', 'console-test-machine', '--name', 'console-imported']);
+  it('imports a source with the one-line command from the copy box and lists it with the code that imported it', async () => {
+    // The line exactly as shown, run by sh; the environment keeps this test machine's own
+    // systemd and cron untouched and its state in a scratch file.
+    const agent = await run('/bin/sh', ['-c', created.command], machineEnv({
+      SMCD_NO_INSTALL: '1',
+      SMCD_STATE_FILE: join(stateDir, 'state'),
+      SMCD_MACHINE_ID: 'console-test-machine',
+    }));
     assert.equal(agent.code, 0, agent.stderr);
     const sourceId = /Import Source Server \[(s-[a-z0-9]{20})\] Successfully!/.exec(agent.stdout)?.[1];
     assert.ok(sourceId, agent.stdout);
+    assert.equal((await api('ModifySourceServerAttribute', { SourceId: sourceId, Name: 'console-imported' })).RequestId.length, 36);
+    // The Node agent line shown beside it works too (for a second machine).
+    const node = await runShownAgentCommand(created.alternatives[1]!, ['--state-dir', stateDir, '--machine-id', 'console-test-machine-2']);
+    assert.equal(node.code, 0, node.stderr);
+    const nodeSource = /\[(s-[a-z0-9]{20})\]/.exec(node.stdout)?.[1];
+    assert.ok(nodeSource, node.stdout);
+    // Only the first machine stays, for the steps below; the second's use stays counted on the code.
+    await api('DeleteSourceServer', { SourceId: nodeSource });
 
     await page.click('a[data-tab="sources"]');
     const item = row(sourceId);
@@ -231,9 +257,9 @@ describe('the web console in headless Chromium', { skip }, () => {
     assert.match(text, /System \d+ GiB|System —/);
     await shot('06-sources-list');
 
-    // The code's usage went up by one.
+    // The code's usage went up by one per machine.
     await page.click('a[data-tab="codes"]');
-    await row(created.id).filter({ hasText: '1 / 3 used' }).waitFor();
+    await row(created.id).filter({ hasText: '2 / 3 used' }).waitFor();
   });
 
   it('filters codes by status and name, and pages through them', async () => {

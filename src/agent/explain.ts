@@ -28,7 +28,7 @@ export function explainFailure(err: unknown, ctx: { endpoint: string; tokenId?: 
     case 'InvalidAccessKeyId.NotFound':
       return `the activation code${ctx.tokenId ? ` ${ctx.tokenId}` : ''} is not known to ${ctx.endpoint}: it was mistyped or has been deleted (InvalidAccessKeyId.NotFound)`;
     case 'SignatureDoesNotMatch':
-      return `the activation code does not match its id${ctx.tokenId ? ` ${ctx.tokenId}` : ''}: check --token-code / SMCD_TOKEN_CODE (SignatureDoesNotMatch)`;
+      return `the activation code does not match its id${ctx.tokenId ? ` ${ctx.tokenId}` : ''}: check --token-code / SMCD_CODE (SignatureDoesNotMatch)`;
     case 'Throttling.User':
       return `${ctx.endpoint} is refusing this address after too many failed authentications (Throttling.User): wait a minute, check the code, and try again`;
     case 'InvalidTimeStamp.Expired':

@@ -56,11 +56,16 @@ export const agentCommand: Command = {
   usage:
     'smcd agent import --endpoint URL --token-id ID --token-code CODE [--name N] [--description D] [--state-dir DIR] [--daemon]\n' +
     '       smcd agent import --daemon [--state-dir DIR]    (resume heartbeats with the key saved by an earlier import)',
-  example: 'SMCD_TOKEN_ID=at-xxxxxxxxxxxxxxxxxxxx SMCD_TOKEN_CODE=... smcd agent import --endpoint https://smcd.example.com --daemon',
+  example: 'SMCD_CODE_ID=at-xxxxxxxxxxxxxxxxxxxx SMCD_CODE=... smcd agent import --endpoint https://smcd.example.com --daemon',
   options: {
     endpoint: { type: 'string', description: 'URL of the smcd server.', env: 'SMCD_ENDPOINT' },
-    'token-id': { type: 'string', description: 'Activation code id (AccessTokenId, at-...).', env: 'SMCD_TOKEN_ID' },
-    'token-code': { type: 'string', description: 'Activation code (AccessTokenCode); prefer the environment variable, which stays out of the process list.', env: 'SMCD_TOKEN_CODE' },
+    'token-id': { type: 'string', description: 'Activation code id (AccessTokenId, at-...).', env: 'SMCD_CODE_ID', envAliases: ['SMCD_TOKEN_ID'] },
+    'token-code': {
+      type: 'string',
+      description: 'Activation code (AccessTokenCode); prefer the environment variable, which stays out of the process list.',
+      env: 'SMCD_CODE',
+      envAliases: ['SMCD_TOKEN_CODE'],
+    },
     name: { type: 'string', description: 'Source name (default: the server uses the hostname).' },
     description: { type: 'string', description: 'Source description.' },
     'state-dir': { type: 'string', description: `Where the machine id and the source key (source.json, mode 0600) are kept.`, env: 'SMCD_AGENT_STATE_DIR', default: DEFAULT_STATE_DIR },
@@ -85,7 +90,7 @@ export const agentCommand: Command = {
       throw new UsageError('--machine-id must be 1-128 of letters, digits, ".", ":", "_" and "-"');
     }
     if ((tokenId === undefined) !== (tokenCode === undefined)) {
-      throw new UsageError(tokenId ? '--token-code (or SMCD_TOKEN_CODE) is required with --token-id' : '--token-id (or SMCD_TOKEN_ID) is required with --token-code');
+      throw new UsageError(tokenId ? '--token-code (or SMCD_CODE) is required with --token-id' : '--token-id (or SMCD_CODE_ID) is required with --token-code');
     }
 
     let state: AgentState;
@@ -113,7 +118,7 @@ export const agentCommand: Command = {
       }
       if (!saved) {
         throw new UsageError(
-          '--token-id and --token-code (or SMCD_TOKEN_ID and SMCD_TOKEN_CODE) are required' +
+          '--token-id and --token-code (or SMCD_CODE_ID and SMCD_CODE) are required' +
             (daemon ? ` (--daemon alone resumes from ${statePath(stateDir)}, which does not exist)` : ''),
         );
       }

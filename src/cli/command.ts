@@ -1,6 +1,12 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 
-export type OptionSpec = NonNullable<ParseArgsConfig['options']>[string] & { description: string; env?: string; default?: string };
+export type OptionSpec = NonNullable<ParseArgsConfig['options']>[string] & {
+  description: string;
+  env?: string;
+  /** Other variables read when `env` is unset (older names). */
+  envAliases?: readonly string[];
+  default?: string;
+};
 
 export interface Command {
   name: string;
@@ -43,7 +49,9 @@ export function parseCommand(cmd: Command, argv: string[], env = process.env) {
   }
   const values = parsed.values as Record<string, string | boolean | string[] | undefined>;
   for (const [name, spec] of Object.entries(cmd.options)) {
-    if (values[name] === undefined && spec.env && env[spec.env] !== undefined && env[spec.env] !== '') values[name] = env[spec.env];
+    for (const variable of spec.env ? [spec.env, ...(spec.envAliases ?? [])] : []) {
+      if (values[name] === undefined && env[variable] !== undefined && env[variable] !== '') values[name] = env[variable];
+    }
     if (values[name] === undefined && spec.default !== undefined) values[name] = spec.default;
   }
   return { values, positionals: parsed.positionals, help: values.help === true };

@@ -5,9 +5,31 @@ import { type Column, fieldColumn, renderFields, renderJson, renderPage, shellWo
 
 type TokenItem = ResponseOf<'ListAccessTokens'>['AccessTokens']['AccessToken'][number];
 
-/** The line an operator pastes on the machine to migrate (the agent reads the pair from the environment). */
-export function agentCommandLine(endpoint: string, id: string, code: string): string {
-  return `SMCD_TOKEN_ID=${id} SMCD_TOKEN_CODE=${code} smcd agent import --endpoint ${shellWord(endpoint)}`;
+/**
+ * The lines an operator pastes on a machine to migrate: the shell agent served by smcd (only
+ * sh, curl or wget, and openssl needed), and the Node agent where smcd is installed. Both read
+ * the code pair from the environment, so it stays out of the process list.
+ */
+export function importCommands(publicUrl: string, id: string, code: string) {
+  const url = shellWord(publicUrl);
+  const pair = `SMCD_CODE_ID=${id} SMCD_CODE=${code}`;
+  return {
+    curl: `curl -fsSL ${url}/agent/smcd-agent.sh | ${pair} sh -s -- import`,
+    wget: `wget -qO- ${url}/agent/smcd-agent.sh | ${pair} sh -s -- import`,
+    node: `${pair} smcd agent import --endpoint ${url}`,
+  };
+}
+
+/** Where machines reach the server (its --public-url), asked of the server; else the endpoint used here. */
+async function publicUrlOf(endpoint: string): Promise<string> {
+  try {
+    const res = await fetch(`${endpoint}/agent/info.json`, { signal: AbortSignal.timeout(3_000) });
+    const info = (await res.json()) as { PublicUrl?: unknown };
+    if (typeof info.PublicUrl === 'string' && /^https?:\/\/\S+$/.test(info.PublicUrl)) return info.PublicUrl;
+  } catch {
+    /* an older server, or a proxy that hides the path: the endpoint will do */
+  }
+  return endpoint;
 }
 
 const TOKEN_COLUMNS: Column<TokenItem>[] = [
@@ -38,9 +60,9 @@ export const tokenCommand = apiCommand({
       async run({ call, output, endpoint }) {
         const res = await call();
         const replayed = res.AccessTokenCode === '';
-        const agentCommand = replayed ? '' : agentCommandLine(endpoint, res.AccessTokenId, res.AccessTokenCode);
+        const commands = replayed ? undefined : importCommands(await publicUrlOf(endpoint), res.AccessTokenId, res.AccessTokenCode);
         if (output === 'json') {
-          process.stdout.write(renderJson({ ...res, AgentCommand: agentCommand }));
+          process.stdout.write(renderJson({ ...res, ImportCommand: commands?.curl ?? '', ImportCommandWget: commands?.wget ?? '', AgentCommand: commands?.node ?? '' }));
           return EXIT.ok;
         }
         if (replayed) {
@@ -55,8 +77,12 @@ export const tokenCommand = apiCommand({
             ['AccessTokenCode', res.AccessTokenCode],
           ]) +
             '\nThe code is shown only now and will not be shown again: copy it to a safe place.\n' +
-            '\nTo import a machine, run this on it:\n\n' +
-            `  ${agentCommand}\n`,
+            '\nTo import a machine, run this on it (it needs only sh, curl and openssl):\n\n' +
+            `  ${commands?.curl}\n` +
+            '\nwithout curl:\n\n' +
+            `  ${commands?.wget}\n` +
+            '\nor, where smcd is installed (Node.js):\n\n' +
+            `  ${commands?.node}\n`,
         );
         return EXIT.ok;
       },
