@@ -1,6 +1,5 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources directly (tsx), so there is no build step to forget.
-import { register } from 'tsx/esm/api';
+// Runs the compiled command line (dist/, built by `npm install` through `prepare`, or `npm run build`).
+import { main } from '../dist/cli/main.js';
 
-register();
-await import('../src/cli/main.ts');
+process.exitCode = await main(process.argv.slice(2));

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { percentEncode } from '../../src/rpc/percent.ts';
-import { v1Signature } from '../../src/rpc/sign-v1.ts';
+import { encodeForm, signedV1Params } from '../../src/client/v1-form.ts';
 
 export interface Creds {
   id: string;
@@ -19,23 +18,15 @@ const timestamp = () => `${new Date().toISOString().slice(0, 19)}Z`;
 const runPrefix = randomBytes(6).toString('hex');
 let nonceCounter = 0;
 
-/** A V1-signed (HMAC-SHA1) form, exactly as the Alibaba SDKs send it. */
+/** A V1-signed (HMAC-SHA1) form, exactly as the Alibaba SDKs send it (smcd's client signs it). */
 export function signedForm(creds: Creds, method: 'GET' | 'POST', action: string, params: Record<string, string>): string {
-  const all: Record<string, string> = {
-    Action: action,
-    Version: '2019-06-01',
-    Format: 'JSON',
-    AccessKeyId: creds.id,
-    SignatureMethod: 'HMAC-SHA1',
-    SignatureVersion: '1.0',
-    SignatureNonce: `${runPrefix}-${++nonceCounter}`,
-    Timestamp: timestamp(),
-    ...params,
-  };
-  all.Signature = v1Signature(method, Object.entries(all), creds.secret);
-  return Object.entries(all)
-    .map(([k, v]) => `${percentEncode(k)}=${percentEncode(v)}`)
-    .join('&');
+  return encodeForm(
+    signedV1Params({ accessKeyId: creds.id, accessKeySecret: creds.secret }, action, params, {
+      method,
+      nonce: `${runPrefix}-${++nonceCounter}`,
+      timestamp: timestamp(),
+    }),
+  );
 }
 
 export const signedCall = (creds: Creds, method: 'GET' | 'POST', action: string, params: Record<string, string>): Call => ({

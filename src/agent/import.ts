@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { RpcClient, type RequestOf } from '../client/rpc-client.ts';
 import { sourceProof } from '../crypto/source-proof.ts';
+import { packageVersion } from '../version.ts';
 import { AgentError } from './explain.ts';
 import { readMachineId } from './machine-id.ts';
 import { type MachineInfo, collectMachineInfo } from './probe.ts';
@@ -23,11 +23,8 @@ const SYSTEM_INFO_MAX_BYTES = 1024;
 /** Server-side limits of ImportSourceServer's parameters (src/actions/source-servers.ts). */
 const LIMITS = { hostname: 255, platform: 128, architecture: 32, agentVersion: 64, diskSize: 1_048_576, disks: 64, diskPath: 256 };
 
-let version: string | undefined;
-export function agentVersion(): string {
-  version ??= String(JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version ?? '');
-  return version;
-}
+/** The version this agent reports: smcd's own. */
+export const agentVersion = packageVersion;
 
 /** Cuts by code points, so a multi-byte character is never split. */
 const clip = (text: string, max: number): string => {

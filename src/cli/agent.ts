@@ -6,6 +6,7 @@ import { sendHeartbeats } from '../agent/heartbeats.ts';
 import { importThisMachine } from '../agent/import.ts';
 import { type AgentState, loadState, statePath } from '../agent/state-file.ts';
 import { descriptionRule, nameRule } from '../domain/text-rules.ts';
+import { summaryOf } from './commands.ts';
 import { type Command, EXIT, UsageError } from './command.ts';
 
 const DEFAULT_STATE_DIR = '~/.smcd-agent';
@@ -52,7 +53,7 @@ const complain = (line: string) => process.stderr.write(`smcd agent: ${line}\n`)
  */
 export const agentCommand: Command = {
   name: 'agent',
-  summary: 'Run on a migration source: import this machine with an activation code, then optionally send heartbeats.',
+  summary: summaryOf('agent'),
   usage:
     'smcd agent import --endpoint URL --token-id ID --token-code CODE [--name N] [--description D] [--state-dir DIR] [--daemon]\n' +
     '       smcd agent import --daemon [--state-dir DIR]    (resume heartbeats with the key saved by an earlier import)',

@@ -43,9 +43,9 @@ export function parseCommand(cmd: Command, argv: string[], env = process.env) {
   ) as ParseArgsConfig['options'];
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean' } }, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw new UsageError(parseArgsProblem(err));
   }
   const values = parsed.values as Record<string, string | boolean | string[] | undefined>;
   for (const [name, spec] of Object.entries(cmd.options)) {
@@ -55,6 +55,17 @@ export function parseCommand(cmd: Command, argv: string[], env = process.env) {
     if (values[name] === undefined && spec.default !== undefined) values[name] = spec.default;
   }
   return { values, positionals: parsed.positionals, help: values.help === true };
+}
+
+/** Node's parseArgs explains at length; one line says the same. */
+function parseArgsProblem(err: unknown): string {
+  const message = (err as Error).message;
+  const option = /'(-{1,2}[^']+)'/.exec(message)?.[1];
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return `unknown flag ${option ?? ''}`.trim();
+  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') return `${option ?? 'a flag'} needs a value`;
+  if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') return `unexpected argument ${option ?? ''}`.trim();
+  return message.split('. ')[0] ?? message;
 }
 
 export function intOption(values: Record<string, unknown>, name: string, min: number, max: number): number {

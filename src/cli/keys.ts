@@ -5,6 +5,7 @@ import { MASTER_KEY_CHECK, StartupError, openData, rootCredentialsPath, writeRoo
 import { loadKeyring, masterKeyPath, newMasterKeyText, writeKeyFile } from '../crypto/master-key.ts';
 import { newAccessKeyId, newAccessKeySecret } from '../crypto/ids.ts';
 import { formatTime, systemClock } from '../domain/time.ts';
+import { summaryOf } from './commands.ts';
 import { type Command, EXIT, UsageError } from './command.ts';
 import { dataOptions, databaseUrl } from './data-options.ts';
 
@@ -14,7 +15,7 @@ import { dataOptions, databaseUrl } from './data-options.ts';
  */
 export const keysCommand: Command = {
   name: 'keys',
-  summary: 'Manage access keys on the local store (create, list, enable, disable, delete) and rotate the master key.',
+  summary: summaryOf('keys'),
   usage: 'smcd keys create [--actions A,B|*] [--description D] | list | enable ID | disable ID | delete ID | rotate-root | rotate-master | reseal',
   example: 'smcd keys create --actions CreateAccessToken,ListAccessTokens --description "ci pipeline"',
   options: {

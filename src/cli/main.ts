@@ -1,31 +1,48 @@
 import { StartupError } from '../bootstrap.ts';
-import { agentCommand } from './agent.ts';
-import { type Command, EXIT, UsageError, helpText, parseCommand } from './command.ts';
-import { keysCommand } from './keys.ts';
-import { serveCommand } from './serve.ts';
-import { sourceCommand } from './source.ts';
-import { tokenCommand } from './token.ts';
-
-const COMMANDS: Command[] = [serveCommand, keysCommand, tokenCommand, sourceCommand, agentCommand];
+import { packageVersion } from '../version.ts';
+import { EXIT, UsageError, helpText, parseCommand } from './command.ts';
+import { COMMANDS } from './commands.ts';
 
 function topHelp(): string {
-  const lines = ['smcd: self-hosted activation codes for server migration (Alibaba Cloud SMC API 2019-06-01).', '', 'Commands:'];
+  const lines = [
+    `smcd ${packageVersion()}: self-hosted activation codes for server migration (Alibaba Cloud SMC API 2019-06-01).`,
+    '',
+    'Usage: smcd <command> [options]',
+    '',
+    'Commands:',
+  ];
   for (const c of COMMANDS) lines.push(`  ${c.name.padEnd(10)} ${c.summary}`);
-  lines.push('', 'Run "smcd <command> --help" for its options and an example.');
+  lines.push('', 'Run "smcd help <command>" or "smcd <command> --help" for its options and an example; "smcd --version" for the version.');
   return `${lines.join('\n')}\n`;
 }
 
+const find = (name: string) => COMMANDS.find((c) => c.name === name);
+
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
-  if (!name || name === '--help' || name === 'help') {
+  if (name === '--version' || name === '-v' || name === 'version') {
+    process.stdout.write(`smcd ${packageVersion()}\n`);
+    return EXIT.ok;
+  }
+  if (!name || name === '--help' || name === '-h' || (name === 'help' && rest.length === 0)) {
     process.stdout.write(topHelp());
     return name ? EXIT.ok : EXIT.usage;
   }
-  const cmd = COMMANDS.find((c) => c.name === name);
-  if (!cmd) {
-    process.stderr.write(`smcd: unknown command "${name}"\n\n${topHelp()}`);
+  if (name === 'help') {
+    const entry = find(rest[0] ?? '');
+    if (!entry) {
+      process.stderr.write(`smcd: unknown command "${rest[0]}"; see smcd --help\n`);
+      return EXIT.usage;
+    }
+    process.stdout.write(helpText(await entry.load()));
+    return EXIT.ok;
+  }
+  const entry = find(name);
+  if (!entry) {
+    process.stderr.write(`smcd: unknown command "${name}"; see smcd --help\n`);
     return EXIT.usage;
   }
+  const cmd = await entry.load();
   try {
     const { values, positionals, help } = parseCommand(cmd, rest);
     if (help) {
@@ -35,7 +52,7 @@ export async function main(argv: string[]): Promise<number> {
     return await cmd.run(values, positionals);
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`smcd ${cmd.name}: ${err.message}\n\n${helpText(cmd)}`);
+      process.stderr.write(`smcd ${cmd.name}: ${err.message}; see smcd ${cmd.name} --help\n`);
       return EXIT.usage;
     }
     if (err instanceof StartupError) {
@@ -48,5 +65,3 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT.failed;
   }
 }
-
-process.exitCode = await main(process.argv.slice(2));

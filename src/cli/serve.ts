@@ -4,12 +4,13 @@ import { systemClock } from '../domain/time.ts';
 import { describeDatabaseUrl } from '../store/open-store.ts';
 import { StoreUnavailableError } from '../store/store.ts';
 import { SmcdServer, checkPublicUrl } from '../server.ts';
+import { summaryOf } from './commands.ts';
 import { type Command, EXIT, UsageError, intOption } from './command.ts';
 import { dataOptions, databaseUrl } from './data-options.ts';
 
 export const serveCommand: Command = {
   name: 'serve',
-  summary: 'Serve the SMC-compatible API, the console and /metrics.',
+  summary: summaryOf('serve'),
   usage: 'smcd serve [options]',
   example: 'smcd serve --host 0.0.0.0 --port 8080 --database postgres://smcd@db:5432/smcd',
   options: {

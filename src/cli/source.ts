@@ -2,6 +2,7 @@ import type { ResponseOf } from '../client/rpc-client.ts';
 import { errors } from '../rpc/errors.ts';
 import { apiCommand, subcommand } from './api-command.ts';
 import { formatApiError } from './api-options.ts';
+import { summaryOf } from './commands.ts';
 import { EXIT } from './command.ts';
 import { type Column, fieldColumn, renderFields, renderJson, renderPage } from './output.ts';
 
@@ -50,7 +51,7 @@ function sourceFields(s: SourceItem): Array<[string, string]> {
 /** Migration sources, through the public API (DescribeSourceServers and friends). */
 export const sourceCommand = apiCommand({
   name: 'source',
-  summary: 'Migration source servers through the API: list, show, modify, delete.',
+  summary: summaryOf('source'),
   example: [
     'smcd source list --state Available --token-id at-0123456789abcdefghij',
     '  smcd source show s-0123456789abcdefghij --output json',

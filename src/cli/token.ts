@@ -1,5 +1,6 @@
 import type { ResponseOf } from '../client/rpc-client.ts';
 import { apiCommand, subcommand } from './api-command.ts';
+import { summaryOf } from './commands.ts';
 import { EXIT } from './command.ts';
 import { type Column, fieldColumn, renderFields, renderJson, renderPage, shellWord } from './output.ts';
 
@@ -46,7 +47,7 @@ const TOKEN_COLUMNS: Column<TokenItem>[] = [
 /** Activation codes, through the public API (CreateAccessToken and friends), signed like any client. */
 export const tokenCommand = apiCommand({
   name: 'token',
-  summary: 'Activation codes through the API: create, list, disable, delete.',
+  summary: summaryOf('token'),
   example: [
     'smcd token create --name dc1-wave-1 --count 20 --ttl-days 7 --ip-range 10.0.0.0/8',
     '  smcd token list --status activated --output json',

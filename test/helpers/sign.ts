@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { percentEncode } from '../../src/rpc/percent.ts';
-import { v1Signature } from '../../src/rpc/sign-v1.ts';
+import { encodeForm, signedV1Params } from '../../src/client/v1-form.ts';
 import { sha256Hex, v3CanonicalRequest, v3Signature } from '../../src/rpc/sign-v3.ts';
 
 export interface Creds {
@@ -41,30 +40,20 @@ export interface V1Options {
   signatureMethod?: string;
 }
 
-/** The full V1-signed parameter set for `action`. */
+/** The full V1-signed parameter set for `action`, as smcd's own client signs it, then tampered with as asked. */
 export function v1Params(creds: Creds, action: string, params: Record<string, string>, opts: V1Options = {}): Record<string, string> {
-  const method = opts.method ?? 'GET';
-  const all: Record<string, string> = {
-    Action: action,
-    Version: '2019-06-01',
-    Format: opts.format ?? 'JSON',
-    AccessKeyId: creds.id,
-    SignatureMethod: opts.signatureMethod ?? 'HMAC-SHA1',
-    SignatureVersion: '1.0',
-    SignatureNonce: opts.nonce ?? randomUUID(),
-    Timestamp: opts.timestamp ?? timestampNow(),
-    ...params,
-  };
-  all.Signature = v1Signature(method, Object.entries(all), creds.secret);
+  const all = signedV1Params(
+    { accessKeyId: creds.id, accessKeySecret: creds.secret },
+    action,
+    opts.signatureMethod ? { ...params, SignatureMethod: opts.signatureMethod } : params,
+    { method: opts.method ?? 'GET', nonce: opts.nonce, timestamp: opts.timestamp ?? timestampNow(), format: opts.format },
+  );
   Object.assign(all, opts.unsigned);
   for (const d of opts.drop ?? []) delete all[d];
   return all;
 }
 
-export const encodeForm = (params: Record<string, string>) =>
-  Object.entries(params)
-    .map(([k, v]) => `${percentEncode(k)}=${percentEncode(v)}`)
-    .join('&');
+export { encodeForm };
 
 /** Sends a V1-signed request: GET with everything in the query, or POST with a form body. */
 export async function callV1(baseUrl: string, creds: Creds, action: string, params: Record<string, string> = {}, opts: V1Options = {}) {

@@ -1,0 +1,35 @@
+import type { Command } from './command.ts';
+
+/**
+ * The commands, each loaded only when it runs: `smcd --help` or `smcd token list` never load
+ * the server, the stores or the metrics library.
+ */
+export const COMMANDS = [
+  { name: 'serve', summary: 'Serve the SMC-compatible API, the console and /metrics.', load: async () => (await import('./serve.ts')).serveCommand },
+  {
+    name: 'token',
+    summary: 'Activation codes through the API: create, list, disable, delete.',
+    load: async () => (await import('./token.ts')).tokenCommand,
+  },
+  {
+    name: 'source',
+    summary: 'Migration source servers through the API: list, show, modify, delete.',
+    load: async () => (await import('./source.ts')).sourceCommand,
+  },
+  {
+    name: 'agent',
+    summary: 'Run on a migration source: import this machine with an activation code, then optionally send heartbeats.',
+    load: async () => (await import('./agent.ts')).agentCommand,
+  },
+  {
+    name: 'keys',
+    summary: 'Manage access keys on the local store (create, list, enable, disable, delete) and rotate the master key.',
+    load: async () => (await import('./keys.ts')).keysCommand,
+  },
+] as const satisfies ReadonlyArray<{ name: string; summary: string; load: () => Promise<Command> }>;
+
+export type CommandName = (typeof COMMANDS)[number]['name'];
+
+export function summaryOf(name: CommandName): string {
+  return COMMANDS.find((c) => c.name === name)?.summary ?? '';
+}
