@@ -3,17 +3,17 @@
 // the ratios the targets of issue 5 are stated in. See bench/README.md.
 import { execSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem, tmpdir } from 'node:os';
+import { cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { type LoadResult, type Offer, runLoad } from './lib/load.ts';
 import { probeDurableCommit } from './lib/disk-probe.ts';
-import { type BenchDatabase, createBenchDatabase, postgresUnavailable, runPgbench, type PgbenchResult } from './lib/postgres.ts';
-import { type Call, type RequestPool, httpText, presign, signedCall } from './lib/presign.ts';
+import { type LoadResult, type Offer, runLoad } from './lib/load.ts';
+import { type BenchDatabase, createBenchDatabase, type PgbenchResult, postgresUnavailable, runPgbench } from './lib/postgres.ts';
+import { type Call, httpText, presign, type RequestPool, signedCall } from './lib/presign.ts';
+import { type ProbeResult, runProbe } from './lib/probe-latency.ts';
 import { BENCH_ROOT, type ChildServer, RssSampler, startBaseline, startSmcd } from './lib/processes.ts';
 import { mainThreadProfile, summariseProfile } from './lib/profile.ts';
-import { type ProbeResult, runProbe } from './lib/probe-latency.ts';
-import { SCENARIOS, SEED, type ScenarioName, workload } from './lib/scenarios.ts';
+import { SCENARIOS, type ScenarioName, SEED, workload } from './lib/scenarios.ts';
 import { seedPostgres, seedSqlite } from './lib/seed.ts';
 
 type StoreKind = 'sqlite' | 'postgres';
@@ -86,12 +86,15 @@ for (const s of stores) if (s !== 'sqlite' && s !== 'postgres') throw new Error(
 
 // ---------------------------------------------------------------------------------------
 
-const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : 'n/a');
+const fmt = (n: number, digits = 0) =>
+  Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : 'n/a';
 const ms = (n: number) => `${fmt(n, n < 10 ? 2 : 1)} ms`;
 const log = (line: string) => process.stdout.write(`${line}\n`);
 
 function describeLoad(label: string, r: LoadResult): string {
-  const codes = Object.entries(r.statusCodes).map(([k, v]) => `${k}:${v}`).join(' ');
+  const codes = Object.entries(r.statusCodes)
+    .map(([k, v]) => `${k}:${v}`)
+    .join(' ');
   const trouble = r.non2xx || r.errors || r.timeouts ? `  !! non-2xx ${r.non2xx} errors ${r.errors} timeouts ${r.timeouts} [${codes}]` : '';
   return `  ${label.padEnd(30)} ${fmt(r.rps).padStart(7)} req/s   p50 ${ms(r.p50).padStart(9)}   p99 ${ms(r.p99).padStart(9)}   max ${ms(r.max).padStart(9)}${r.exhausted ? '   !! pre-signed requests ran out' : ''}${trouble}`;
 }
@@ -182,7 +185,8 @@ async function runScenario(run: number, scenario: ScenarioName, store: StoreKind
   try {
     log(`\n== ${scenario} on ${store} (run ${run}) ==`);
     if (SEED[scenario]) {
-      const took = store === 'sqlite' ? await seedSqlite(database.slice('sqlite:'.length), SEED[scenario]) : await seedPostgres(database, SEED[scenario]);
+      const took =
+        store === 'sqlite' ? await seedSqlite(database.slice('sqlite:'.length), SEED[scenario]) : await seedPostgres(database, SEED[scenario]);
       log(`  seeded ${fmt(SEED[scenario])} codes in ${fmt(took / 1000, 1)} s`);
     }
     const label = `${scenario}-${store}-${run}`;
@@ -203,7 +207,9 @@ async function runScenario(run: number, scenario: ScenarioName, store: StoreKind
     const probeSpec = () => ({ url: smcdUrl, intervalMs: 50, durationS, calls: plainCalls(Math.ceil((durationS * 1000) / 50) + 10) });
     if (scenario === 'list-filtered') {
       const alone = await runProbe(probeSpec());
-      log(`  plain ListAccessTokens every 50 ms, alone:          p50 ${ms(alone.p50)}   p99 ${ms(alone.p99)}   max ${ms(alone.max)}   failed ${alone.failed}`);
+      log(
+        `  plain ListAccessTokens every 50 ms, alone:          p50 ${ms(alone.p50)}   p99 ${ms(alone.p99)}   max ${ms(alone.max)}   failed ${alone.failed}`,
+      );
       plain = { alone, loaded: alone };
       await eventLoopDelayP99(smcdUrl); // resets the server's histogram
     }
@@ -214,7 +220,9 @@ async function runScenario(run: number, scenario: ScenarioName, store: StoreKind
     if (plain && probing) {
       plain.loaded = await probing;
       plain.loopDelayP99Ms = await eventLoopDelayP99(smcdUrl);
-      log(`  plain ListAccessTokens every 50 ms, under the load: p50 ${ms(plain.loaded.p50)}   p99 ${ms(plain.loaded.p99)}   max ${ms(plain.loaded.max)}   failed ${plain.loaded.failed}`);
+      log(
+        `  plain ListAccessTokens every 50 ms, under the load: p50 ${ms(plain.loaded.p50)}   p99 ${ms(plain.loaded.p99)}   max ${ms(plain.loaded.max)}   failed ${plain.loaded.failed}`,
+      );
       log(`  smcd event-loop delay p99 during the load: ${plain.loopDelayP99Ms === undefined ? 'n/a' : ms(plain.loopDelayP99Ms)}`);
     }
     const ratio = smcd.rps / baseline.result.rps;
@@ -227,9 +235,15 @@ async function runScenario(run: number, scenario: ScenarioName, store: StoreKind
       const disk = probeDurableCommit(workDir);
       log(`  disk floor: one-row durable SQLite commit p50 ${ms(disk.p50)}, p99 ${ms(disk.p99)} (${fmt(disk.commits)} commits in 2 s)`);
       const rate = Math.max(1, Math.floor(smcd.rps / 2));
-      const a = await load(smcdUrl, await pool(smcdUrl, await w.prepare(rate * durationS * 1.25), rate, durationS), durationS, { kind: 'autocannon-rate', perSecond: rate });
+      const a = await load(smcdUrl, await pool(smcdUrl, await w.prepare(rate * durationS * 1.25), rate, durationS), durationS, {
+        kind: 'autocannon-rate',
+        perSecond: rate,
+      });
       log(describeLoad(`at ${fmt(rate)}/s, autocannon rate`, a));
-      const p = await load(smcdUrl, await pool(smcdUrl, await w.prepare(rate * durationS * 1.25), rate, durationS), durationS, { kind: 'paced', perSecond: rate });
+      const p = await load(smcdUrl, await pool(smcdUrl, await w.prepare(rate * durationS * 1.25), rate, durationS), durationS, {
+        kind: 'paced',
+        perSecond: rate,
+      });
       log(describeLoad(`at ${fmt(rate)}/s, paced`, p));
       const b = (await measureBaseline(w.sample(), workDir, { kind: 'paced', perSecond: rate })).result;
       log(describeLoad(`baseline at ${fmt(rate)}/s, paced`, b));
@@ -238,7 +252,18 @@ async function runScenario(run: number, scenario: ScenarioName, store: StoreKind
     const after = halfRss.stop();
     const profile = await stopAndProfile(server, label);
     server = undefined;
-    results.push({ run, scenario, store, baseline: baseline.result, smcd, ratio, rss: { peakMb: Math.max(mem.peakMb, after.peakMb), hwmMb: after.hwmMb }, half, plain, profile });
+    results.push({
+      run,
+      scenario,
+      store,
+      baseline: baseline.result,
+      smcd,
+      ratio,
+      rss: { peakMb: Math.max(mem.peakMb, after.peakMb), hwmMb: after.hwmMb },
+      half,
+      plain,
+      profile,
+    });
   } finally {
     await server?.stop();
     await db?.drop().catch((err) => log(`  could not drop ${db.name}: ${(err as Error).message}`));
@@ -310,12 +335,22 @@ function summary(): string {
     lines.push(`  ${target.padEnd(56)} ${value.padStart(22)}   target ${goal.padEnd(8)} ${ok === undefined ? '' : ok ? 'met' : 'MISSED'}`);
   const by = (scenario: ScenarioName, store: StoreKind) => results.filter((r) => r.scenario === scenario && r.store === store);
   for (const r of results.filter((x) => x.scenario === 'create' || x.scenario === 'import')) {
-    row(`${r.scenario} ${r.store} req/s ÷ baseline (run ${r.run})`, `${fmt(r.smcd.rps)} / ${fmt(r.baseline.rps)} = ${fmt(r.ratio, 2)}`, '≥ 0.5', r.store === 'sqlite' ? r.ratio >= 0.5 : undefined);
+    row(
+      `${r.scenario} ${r.store} req/s ÷ baseline (run ${r.run})`,
+      `${fmt(r.smcd.rps)} / ${fmt(r.baseline.rps)} = ${fmt(r.ratio, 2)}`,
+      '≥ 0.5',
+      r.store === 'sqlite' ? r.ratio >= 0.5 : undefined,
+    );
     if (r.half) {
       row(`${r.scenario} ${r.store} p99 at ${fmt(r.half.rate)}/s, paced (run ${r.run})`, ms(r.half.paced.p99), '< 5 ms', r.half.paced.p99 < 5);
       row(`  (floor: baseline node:http p99 at the same paced rate)`, ms(r.half.baselinePaced.p99), '', undefined);
       row(`  (floor: durable one-row SQLite commit p99, same run)`, ms(r.half.disk.p99), '', undefined);
-      row(`${r.scenario} ${r.store} p99 at ${fmt(r.half.rate)}/s, autocannon rate (run ${r.run})`, ms(r.half.autocannon.p99), '< 5 ms', r.half.autocannon.p99 < 5);
+      row(
+        `${r.scenario} ${r.store} p99 at ${fmt(r.half.rate)}/s, autocannon rate (run ${r.run})`,
+        ms(r.half.autocannon.p99),
+        '< 5 ms',
+        r.half.autocannon.p99 < 5,
+      );
     }
   }
   for (const { run, result } of pgbenchResults) {
@@ -334,7 +369,12 @@ function summary(): string {
   }
   for (const r of results.filter((x) => x.plain)) {
     const p = r.plain!;
-    row(`plain list p99 while filtered lists run, ${r.store} (run ${r.run})`, `${ms(p.loaded.p99)} (alone ${ms(p.alone.p99)})`, '< 20 ms', p.loaded.p99 < 20);
+    row(
+      `plain list p99 while filtered lists run, ${r.store} (run ${r.run})`,
+      `${ms(p.loaded.p99)} (alone ${ms(p.alone.p99)})`,
+      '< 20 ms',
+      p.loaded.p99 < 20,
+    );
     if (p.loopDelayP99Ms !== undefined) row(`  event-loop delay p99 meanwhile, ${r.store}`, ms(p.loopDelayP99Ms), '< 10 ms', p.loopDelayP99Ms < 10);
   }
   if (results.length) {
@@ -348,7 +388,9 @@ function summary(): string {
 }
 
 log(`smcd bench: ${machine()}`);
-log(`autocannon in this process: ${connections} connections, pipelining ${pipelining}, ${durationS} s measured after ${warmupS} s warm-up; smcd log level ${logLevel}`);
+log(
+  `autocannon in this process: ${connections} connections, pipelining ${pipelining}, ${durationS} s measured after ${warmupS} s warm-up; smcd log level ${logLevel}`,
+);
 if (stores.includes('postgres') || wanted.includes('pgbench')) {
   const why = await postgresUnavailable(pgUrl);
   if (why) {
@@ -365,4 +407,8 @@ for (let run = 1; run <= repeat; run++) {
 }
 if (opts.soak) await runSoak();
 log(summary());
-if (opts.json) writeFileSync(opts.json, `${JSON.stringify({ machine: machine(), connections, pipelining, durationS, results, pgbench: pgbenchResults, soaks }, null, 2)}\n`);
+if (opts.json)
+  writeFileSync(
+    opts.json,
+    `${JSON.stringify({ machine: machine(), connections, pipelining, durationS, results, pgbench: pgbenchResults, soaks }, null, 2)}\n`,
+  );

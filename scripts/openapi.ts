@@ -10,7 +10,11 @@ import type { Shape } from '../src/rpc/shapes.ts';
 
 type Json = Record<string, unknown>;
 
-const SIGNERS = { 'access-key': 'an access key', 'access-token': 'an activation code pair (AccessTokenId, AccessTokenCode)', 'source-key': 'a source key' };
+const SIGNERS = {
+  'access-key': 'an access key',
+  'access-token': 'an activation code pair (AccessTokenId, AccessTokenCode)',
+  'source-key': 'a source key',
+};
 
 function paramSchema(decl: ParamDecl): { schema?: Json; content?: Json } {
   switch (decl.kind) {
@@ -21,7 +25,13 @@ function paramSchema(decl: ParamDecl): { schema?: Json; content?: Json } {
     case 'enum':
       return { schema: { type: 'string', enum: [...decl.values] } };
     case 'list':
-      return { content: { 'application/json': { schema: { type: 'array', maxItems: decl.maxItems, items: { type: 'string', minLength: 1, maxLength: decl.itemMax } } } } };
+      return {
+        content: {
+          'application/json': {
+            schema: { type: 'array', maxItems: decl.maxItems, items: { type: 'string', minLength: 1, maxLength: decl.itemMax } },
+          },
+        },
+      };
     case 'json-object':
       return { content: { 'application/json': { schema: { type: 'object' } } } };
     case 'disks':
@@ -112,15 +122,30 @@ export function renderOpenApi(): string {
     paths,
     components: {
       securitySchemes: {
-        signatureV1: { type: 'apiKey', in: 'query', name: 'Signature', description: 'HMAC-SHA1 over the sorted, percent-encoded parameters (API.md section 2).' },
-        signatureV3: { type: 'apiKey', in: 'header', name: 'Authorization', description: 'ACS3-HMAC-SHA256 Credential=<id>,SignedHeaders=...,Signature=<hex>.' },
+        signatureV1: {
+          type: 'apiKey',
+          in: 'query',
+          name: 'Signature',
+          description: 'HMAC-SHA1 over the sorted, percent-encoded parameters (API.md section 2).',
+        },
+        signatureV3: {
+          type: 'apiKey',
+          in: 'header',
+          name: 'Authorization',
+          description: 'ACS3-HMAC-SHA256 Credential=<id>,SignedHeaders=...,Signature=<hex>.',
+        },
       },
       parameters: {
         Format: { name: 'Format', in: 'query', schema: { type: 'string', enum: ['JSON', 'XML', 'json', 'xml'], default: 'JSON' } },
         AccessKeyId: { name: 'AccessKeyId', in: 'query', schema: { type: 'string' }, description: 'V1: the signing key id.' },
         SignatureMethod: { name: 'SignatureMethod', in: 'query', schema: { type: 'string', const: 'HMAC-SHA1' } },
         SignatureVersion: { name: 'SignatureVersion', in: 'query', schema: { type: 'string', const: '1.0' } },
-        SignatureNonce: { name: 'SignatureNonce', in: 'query', schema: { type: 'string', maxLength: 256 }, description: 'V1: unique per key within 30 minutes.' },
+        SignatureNonce: {
+          name: 'SignatureNonce',
+          in: 'query',
+          schema: { type: 'string', maxLength: 256 },
+          description: 'V1: unique per key within 30 minutes.',
+        },
         Timestamp: { name: 'Timestamp', in: 'query', schema: { type: 'string' }, description: 'V1: UTC yyyy-MM-ddTHH:mm:ssZ, within 15 minutes.' },
         Signature: { name: 'Signature', in: 'query', schema: { type: 'string' }, description: 'V1: Base64 HMAC-SHA1.' },
       },
@@ -135,7 +160,7 @@ export function renderOpenApi(): string {
           properties: {
             RequestId: { type: 'string' },
             HostId: { type: 'string' },
-            Code: { type: 'string', examples: errorCodes, description: 'See the README\'s error table; <Param> stands for a parameter name.' },
+            Code: { type: 'string', examples: errorCodes, description: "See the README's error table; <Param> stands for a parameter name." },
             Message: { type: 'string' },
             Recommend: { type: 'string' },
           },

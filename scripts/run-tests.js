@@ -33,9 +33,8 @@ if (only.length === 0) {
 }
 const files = only.length > 0 ? only : find('test').sort();
 console.log(`running ${files.length} test files`);
-const result = spawnSync(
-  process.execPath,
-  ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=240000', ...files],
-  { stdio: 'inherit', env: { ...process.env, SMCD_LOG_LEVEL: process.env.SMCD_LOG_LEVEL ?? 'silent' } },
-);
+const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=240000', ...files], {
+  stdio: 'inherit',
+  env: { ...process.env, SMCD_LOG_LEVEL: process.env.SMCD_LOG_LEVEL ?? 'silent' },
+});
 process.exit(result.status ?? 1);

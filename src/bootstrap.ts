@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { safeEqual } from './crypto/compare.ts';
 import { newAccessKeyId, newAccessKeySecret } from './crypto/ids.ts';
-import { MasterKeyError, loadKeyring, masterKeyPath } from './crypto/master-key.ts';
+import { loadKeyring, MasterKeyError, masterKeyPath } from './crypto/master-key.ts';
 import { SecretBox } from './crypto/secret-box.ts';
 import { openStore } from './store/open-store.ts';
 import { type Store, StoreOpenError } from './store/store.ts';
@@ -78,17 +78,15 @@ export async function ensureRootKey(data: OpenedData, dataDir: string, now: numb
   const { store, box } = data;
   const envId = env.SMCD_ROOT_ACCESS_KEY_ID;
   const envSecret = env.SMCD_ROOT_ACCESS_KEY_SECRET;
-  if (Boolean(envId) !== Boolean(envSecret))
-    throw new StartupError('Set both SMCD_ROOT_ACCESS_KEY_ID and SMCD_ROOT_ACCESS_KEY_SECRET, or neither.');
+  if (Boolean(envId) !== Boolean(envSecret)) throw new StartupError('Set both SMCD_ROOT_ACCESS_KEY_ID and SMCD_ROOT_ACCESS_KEY_SECRET, or neither.');
   if (envId && !/^LTAI[A-Za-z0-9]{20}$/.test(envId))
     throw new StartupError('SMCD_ROOT_ACCESS_KEY_ID must be "LTAI" followed by 20 letters or digits.');
-  if (envSecret && !/^[A-Za-z0-9]{30}$/.test(envSecret))
-    throw new StartupError('SMCD_ROOT_ACCESS_KEY_SECRET must be 30 letters or digits.');
+  if (envSecret && !/^[A-Za-z0-9]{30}$/.test(envSecret)) throw new StartupError('SMCD_ROOT_ACCESS_KEY_SECRET must be 30 letters or digits.');
 
   const existing = await store.getRootAccessKey();
   if (existing) {
     if (envId) {
-      if (existing.id !== envId || !safeEqual(box.open(existing.secretSealed, existing.id), envSecret!))
+      if (existing.id !== envId || !safeEqual(box.open(existing.secretSealed, existing.id), envSecret ?? ''))
         throw new StartupError(
           `This database already has the root key ${existing.id}; SMCD_ROOT_ACCESS_KEY_ID/SECRET do not match it. ` +
             'To change the root secret, run "smcd keys rotate-root" with the new SMCD_ROOT_ACCESS_KEY_SECRET.',
@@ -129,7 +127,9 @@ export function writeRootCredentials(dataDir: string, creds: RootCredentials): v
 
 /** Secret files in the data directory that others may read: logged as a warning at start. */
 export function looseSecretFiles(dataDir: string): string[] {
-  return [masterKeyPath(dataDir), masterKeyPath(dataDir, 'next'), masterKeyPath(dataDir, 'previous'), rootCredentialsPath(dataDir)].filter(readableByOthers);
+  return [masterKeyPath(dataDir), masterKeyPath(dataDir, 'next'), masterKeyPath(dataDir, 'previous'), rootCredentialsPath(dataDir)].filter(
+    readableByOthers,
+  );
 }
 
 export function readRootCredentials(dataDir: string): RootCredentials | undefined {

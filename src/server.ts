@@ -1,22 +1,22 @@
-import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, BlockList, Socket } from 'node:net';
 import { isIP } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import { bindActions } from './actions/index.ts';
 import type { ServiceSettings, Services } from './actions/define.ts';
+import { bindActions } from './actions/index.ts';
 import { newRequestId } from './crypto/ids.ts';
 import type { SecretBox } from './crypto/secret-box.ts';
 import { addressGroup, normaliseClientIp } from './domain/ip-range.ts';
 import type { Clock } from './domain/time.ts';
 import { createMetrics } from './metrics.ts';
 import { parseTrustedProxies } from './rpc/client-address.ts';
-import { type ApiError, errors } from './rpc/errors.ts';
 import { CredentialResolver } from './rpc/credentials.ts';
-import { DEFAULT_LIMITS, type RpcLimits, createRpcHandler } from './rpc/handle-request.ts';
+import { type ApiError, errors } from './rpc/errors.ts';
+import { createRpcHandler, DEFAULT_LIMITS, type RpcLimits } from './rpc/handle-request.ts';
 import { HOST_ID } from './rpc/serialize.ts';
 import { AuthThrottle } from './rpc/throttle.ts';
-import { type StaticFile, decodePathSegment, loadStaticFiles } from './static-files.ts';
+import { decodePathSegment, loadStaticFiles, type StaticFile } from './static-files.ts';
 import type { Store } from './store/store.ts';
 import { withTimeout } from './util/with-timeout.ts';
 
@@ -219,7 +219,13 @@ export class SmcdServer {
       const body = JSON.stringify({ PublicUrl: this.publicUrl, AgentScript: `${this.publicUrl}/agent/smcd-agent.sh` });
       return void res.writeHead(200, { 'content-type': 'application/json;charset=utf-8', 'cache-control': 'no-store' }).end(body);
     }
-    const body = JSON.stringify({ RequestId: newRequestId(), HostId: HOST_ID, Code: 'NotFound', Message: 'The specified path does not exist. The API is served at /.', Recommend: '' });
+    const body = JSON.stringify({
+      RequestId: newRequestId(),
+      HostId: HOST_ID,
+      Code: 'NotFound',
+      Message: 'The specified path does not exist. The API is served at /.',
+      Recommend: '',
+    });
     res.writeHead(404, { 'content-type': 'application/json;charset=utf-8' }).end(body);
   }
 
@@ -235,7 +241,10 @@ export class SmcdServer {
 
   #serveConsole(segment: string, res: ServerResponse): void {
     const name = decodePathSegment(segment);
-    if (name === undefined) return plain(res, 400, 'bad request: malformed percent-encoding in the path', newRequestId());
+    if (name === undefined) {
+      plain(res, 400, 'bad request: malformed percent-encoding in the path', newRequestId());
+      return;
+    }
     const file = this.#console.get(name === '' ? 'index.html' : name);
     if (!file) return void res.writeHead(404, { ...CONSOLE_HEADERS, 'content-type': 'text/plain;charset=utf-8' }).end('not found\n');
     res.writeHead(200, { ...CONSOLE_HEADERS, 'content-type': file.type, 'content-length': file.body.length }).end(file.body);
@@ -243,13 +252,18 @@ export class SmcdServer {
 
   /** The shell agent, with this server's public URL filled in so `curl ... | sh` needs no endpoint. */
   #serveAgentScript(res: ServerResponse): void {
-    if (!this.#agentScript) return plain(res, 404, 'not found');
+    if (!this.#agentScript) {
+      plain(res, 404, 'not found');
+      return;
+    }
     this.#agentScriptFilled ??= {
       type: this.#agentScript.type,
       body: Buffer.from(this.#agentScript.body.toString('utf8').replace(PUBLIC_URL_PLACEHOLDER, this.publicUrl)),
     };
     const { body, type } = this.#agentScriptFilled;
-    res.writeHead(200, { 'content-type': type, 'content-length': body.length, 'x-content-type-options': 'nosniff', 'cache-control': 'no-store' }).end(body);
+    res
+      .writeHead(200, { 'content-type': type, 'content-length': body.length, 'x-content-type-options': 'nosniff', 'cache-control': 'no-store' })
+      .end(body);
   }
 
   /** Where sources reach this server: --public-url, else the address it listens on. */

@@ -1,20 +1,20 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, rm, stat } from 'node:fs/promises';
-import { type Server, createServer } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 import { importParams, systemInfoOf } from '../src/agent/import.ts';
 import { readMachineId } from '../src/agent/machine-id.ts';
 import type { MachineInfo } from '../src/agent/probe.ts';
 import { DAY_MS } from '../src/domain/time.ts';
 import { SMCD_BIN } from './helpers/process-server.ts';
-import { type TestServer, startTestServer, tempDir, testClock } from './helpers/server.ts';
+import { startTestServer, type TestServer, tempDir, testClock } from './helpers/server.ts';
 import { callV1, timestampNow } from './helpers/sign.ts';
 
 const PACKAGE_VERSION = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')).version as string;
@@ -205,7 +205,10 @@ describe('smcd agent import, run as a process against a real server', () => {
     assert.ok(!run.stdout.includes(state.sourceKeySecret) && !run.stderr.includes(state.sourceKeySecret), 'the agent printed the source secret');
 
     // Again, with a name: the same source, a new key secret, and no second slot.
-    const again = await runAgent(['import', '--endpoint', s.url, '--state-dir', dir, '--name', 'web-01', '--description', 'front end'], codeEnv(code));
+    const again = await runAgent(
+      ['import', '--endpoint', s.url, '--state-dir', dir, '--name', 'web-01', '--description', 'front end'],
+      codeEnv(code),
+    );
     assert.equal(again.code, 0, again.stderr);
     assert.equal(again.stdout, `Import Source Server [${sourceId}] Successfully!\n`);
     const reState = await readState(dir);
@@ -229,7 +232,10 @@ describe('smcd agent import, run as a process against a real server', () => {
     const clone = await runAgent(['import', '--endpoint', s.url, '--state-dir', stateDir()], { ...codeEnv(code), ...machine });
     assert.equal(clone.code, 1);
     assert.ok(clone.stderr.includes(sourceId), clone.stderr);
-    assert.match(clone.stderr, /another source already owns this machine's MachineId.*own id \(--machine-id or SMCD_AGENT_MACHINE_ID\).*SourceServer\.MachineIdInUse/);
+    assert.match(
+      clone.stderr,
+      /another source already owns this machine's MachineId.*own id \(--machine-id or SMCD_AGENT_MACHINE_ID\).*SourceServer\.MachineIdInUse/,
+    );
     assertClean(clone, code);
     assert.equal(await registeredCount(s, code.id), '1');
     // The original still re-imports (it holds the key), and a clone with its own id imports as a new source.
@@ -240,7 +246,10 @@ describe('smcd agent import, run as a process against a real server', () => {
 
   it('the code may be given as flags too', async () => {
     const code = await createCode(s);
-    const run = await runAgent(['import', '--endpoint', s.url, '--state-dir', stateDir(), '--token-id', code.id, '--token-code', code.code], otherMachine());
+    const run = await runAgent(
+      ['import', '--endpoint', s.url, '--state-dir', stateDir(), '--token-id', code.id, '--token-code', code.code],
+      otherMachine(),
+    );
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, SUCCESS);
     assertClean(run, code);
@@ -277,11 +286,14 @@ describe('smcd agent import, run as a process against a real server', () => {
     assert.equal((await sources(s, { AccessTokenId: code.id })).TotalCount, 1);
   });
 
-  it('an address outside the code\'s range: exit 1, names the address range', async () => {
+  it("an address outside the code's range: exit 1, names the address range", async () => {
     const code = await createCode(s, { IpAddressRange: '10.0.0.0/8' });
     const run = await runAgent(['import', '--endpoint', s.url, '--state-dir', stateDir()], codeEnv(code));
     assert.equal(run.code, 1);
-    assert.match(run.stderr, /may not be used from this machine's address: .*\(127\.0\.0\.1\)\. Its IpAddressRange does not include .*AccessToken\.IpNotAllowed/);
+    assert.match(
+      run.stderr,
+      /may not be used from this machine's address: .*\(127\.0\.0\.1\)\. Its IpAddressRange does not include .*AccessToken\.IpNotAllowed/,
+    );
     assertClean(run, code);
   });
 
@@ -433,7 +445,11 @@ describe('smcd agent import, run as a process against a real server', () => {
         res.end(JSON.stringify({ RequestId: '00000000-0000-0000-0000-000000000000', Code: 'ServiceUnavailable', Message: 'down for a test' }));
         return;
       }
-      const upstream = await fetch(`${s.url}/`, { method: 'POST', headers: { 'content-type': String(req.headers['content-type']) }, body: Buffer.concat(chunks) });
+      const upstream = await fetch(`${s.url}/`, {
+        method: 'POST',
+        headers: { 'content-type': String(req.headers['content-type']) },
+        body: Buffer.concat(chunks),
+      });
       res.writeHead(upstream.status, { 'content-type': upstream.headers.get('content-type') ?? 'application/json' });
       res.end(await upstream.text());
     });
@@ -452,8 +468,14 @@ describe('smcd agent import, run as a process against a real server', () => {
       await waitFor('heartbeats to resume', 30_000, () => (heartbeatsOf(s, sourceKeyId) > before ? true : undefined));
       assert.equal(agent.child.exitCode, null, 'still running');
       const warnings = agent.run.stderr.split('\n').filter((l) => l.includes('warning: heartbeat'));
-      assert.ok(warnings.some((l) => l.includes(`cannot reach ${endpoint}`)), agent.run.stderr);
-      assert.ok(warnings.some((l) => l.includes('ServiceUnavailable')), agent.run.stderr);
+      assert.ok(
+        warnings.some((l) => l.includes(`cannot reach ${endpoint}`)),
+        agent.run.stderr,
+      );
+      assert.ok(
+        warnings.some((l) => l.includes('ServiceUnavailable')),
+        agent.run.stderr,
+      );
       for (const l of warnings) assert.match(l, /retrying in 1 s$/);
       agent.child.kill('SIGTERM');
       const done = await exitOf(agent);
@@ -518,7 +540,10 @@ describe('what the agent sends', () => {
     cores: 64,
     memoryBytes: 2 ** 38,
     systemDisk: { path: '/', device: '/dev/vda', sizeGiB: 40 },
-    dataDisks: [{ index: 1, path: '/data', device: '/dev/vdb', sizeGiB: 500 }, { index: 2, path: '', device: '/dev/vdc', sizeGiB: 1 }],
+    dataDisks: [
+      { index: 1, path: '/data', device: '/dev/vdb', sizeGiB: 500 },
+      { index: 2, path: '', device: '/dev/vdc', sizeGiB: 1 },
+    ],
     ipv4: Array.from({ length: 100 }, (_, i) => `10.0.${i}.1`),
     ipv6: Array.from({ length: 60 }, (_, i) => `2001:db8::${i.toString(16)}:1`),
   };
@@ -530,7 +555,10 @@ describe('what the agent sends', () => {
     assert.equal(info.ipv6.length, 0);
     assert.ok(info.ipv4.length > 0 && info.ipv4.length < 100);
     assert.deepEqual(info.ipv4, busy.ipv4.slice(0, info.ipv4.length));
-    assert.deepEqual({ ...info, ipv4: [], ipv6: [] }, { hostname: 'db-01', ipv4: [], ipv6: [], cores: 64, memory: 2 ** 38, kernel: '6.1.0-18-amd64', os: 'Debian GNU/Linux 12' });
+    assert.deepEqual(
+      { ...info, ipv4: [], ipv6: [] },
+      { hostname: 'db-01', ipv4: [], ipv6: [], cores: 64, memory: 2 ** 38, kernel: '6.1.0-18-amd64', os: 'Debian GNU/Linux 12' },
+    );
     const quiet = JSON.parse(systemInfoOf({ ...busy, ipv4: ['10.0.0.1'], ipv6: ['2001:db8::1'] }));
     assert.deepEqual([quiet.ipv4, quiet.ipv6], [['10.0.0.1'], ['2001:db8::1']]);
   });
@@ -542,7 +570,10 @@ describe('what the agent sends', () => {
     assert.equal(p.Architecture, 'x86_64');
     assert.equal(p.KernelLevel, 6);
     assert.equal(p.SystemDiskSize, 40);
-    assert.deepEqual(p.DataDisk, [{ Index: 1, Path: '/data', Size: 500 }, { Index: 2, Path: '', Size: 1 }]);
+    assert.deepEqual(p.DataDisk, [
+      { Index: 1, Path: '/data', Size: 500 },
+      { Index: 2, Path: '', Size: 1 },
+    ]);
     assert.equal(p.Name, undefined);
     assert.equal(p.AgentVersion, PACKAGE_VERSION);
     assert.equal(importParams(busy, 'abc123', { name: 'db' }).Name, 'db');

@@ -5,9 +5,9 @@ import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { readMachineId } from '../src/agent/machine-id.ts';
+import { collectMachineInfo } from '../src/agent/probe.ts';
 import { pickAddresses } from '../src/agent/probe-net.ts';
 import { kernelLevelOf, mapArchitecture, parseOsRelease } from '../src/agent/probe-os.ts';
-import { collectMachineInfo } from '../src/agent/probe.ts';
 
 const GIB_SECTORS = 2 ** 30 / 512;
 
@@ -36,13 +36,7 @@ const roots = (root: string) => ({
   etcRoot: join(root, 'etc'),
 });
 
-const DEBIAN_OS_RELEASE = [
-  'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"',
-  'NAME="Debian GNU/Linux"',
-  'VERSION_ID="12"',
-  'ID=debian',
-  '',
-].join('\n');
+const DEBIAN_OS_RELEASE = ['PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"', 'NAME="Debian GNU/Linux"', 'VERSION_ID="12"', 'ID=debian', ''].join('\n');
 
 describe('collectMachineInfo on this machine', () => {
   test('reports what the os module sees, and survives JSON', async () => {

@@ -3,8 +3,8 @@ import { after, before, describe, it } from 'node:test';
 import OpenApi, * as $OpenApi from '@alicloud/openapi-client';
 import RPCClient from '@alicloud/pop-core';
 import * as $Util from '@alicloud/tea-util';
+import { startTestServer, type TestServer } from './helpers/server.ts';
 import { REQUEST_ID } from './helpers/sign.ts';
-import { type TestServer, startTestServer } from './helpers/server.ts';
 
 // Both packages are CommonJS; under ESM their default export is nested once more.
 const OpenApiClient: any = (OpenApi as any).default ?? OpenApi;
@@ -52,7 +52,11 @@ describe('unmodified Alibaba Cloud clients work against smcd by changing only th
     it(`@alicloud/pop-core (V1, ${method}) creates and lists a code`, async () => {
       const client = new PopCore({ accessKeyId: s.root.id, accessKeySecret: s.root.secret, endpoint: s.url, apiVersion: '2019-06-01' });
       const name = `pop_${method}`;
-      const created: any = await client.request('CreateAccessToken', { Name: name, Description: 'via pop-core', Count: 7, TimeToLiveInDays: 3 }, { method });
+      const created: any = await client.request(
+        'CreateAccessToken',
+        { Name: name, Description: 'via pop-core', Count: 7, TimeToLiveInDays: 3 },
+        { method },
+      );
       assert.match(created.RequestId, REQUEST_ID);
       assert.match(created.AccessTokenId, /^at-[a-z0-9]{20}$/);
       assert.match(created.AccessTokenCode, /^[A-Za-z0-9]{32}$/);

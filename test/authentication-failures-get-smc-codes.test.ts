@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { REQUEST_ID, callRaw, callV1, callV3, encodeForm, timestampNow, v1Params } from './helpers/sign.ts';
-import { type TestServer, startTestServer } from './helpers/server.ts';
 import { SMCD_BIN } from './helpers/process-server.ts';
+import { startTestServer, type TestServer } from './helpers/server.ts';
+import { callRaw, callV1, callV3, encodeForm, REQUEST_ID, timestampNow, v1Params } from './helpers/sign.ts';
 
 function expectError(r: { status: number; body: any; text: string }, status: number, code: string) {
   assert.equal(r.status, status, r.text);
@@ -41,13 +41,23 @@ describe('every authentication failure gets its SMC error code', () => {
 
   it('unsupported signature method: InvalidSignatureMethod', async () => {
     expectError(await callV1(s.url, s.root, 'ListAccessTokens', {}, { signatureMethod: 'HMAC-SHA256' }), 400, 'InvalidSignatureMethod');
-    const r = await fetch(`${s.url}/`, { method: 'POST', headers: { authorization: 'ACS3-RSA-SHA256 Credential=x,SignedHeaders=host,Signature=00', 'x-acs-action': 'ListAccessTokens', 'x-acs-version': '2019-06-01' } });
+    const r = await fetch(`${s.url}/`, {
+      method: 'POST',
+      headers: {
+        authorization: 'ACS3-RSA-SHA256 Credential=x,SignedHeaders=host,Signature=00',
+        'x-acs-action': 'ListAccessTokens',
+        'x-acs-version': '2019-06-01',
+      },
+    });
     assert.equal(r.status, 400);
     assert.equal((await r.json()).Code, 'InvalidSignatureMethod');
   });
 
   it('malformed V3 Authorization: IncompleteSignature', async () => {
-    const r = await fetch(`${s.url}/`, { method: 'POST', headers: { authorization: 'ACS3-HMAC-SHA256 Credential=x', 'x-acs-action': 'ListAccessTokens', 'x-acs-version': '2019-06-01' } });
+    const r = await fetch(`${s.url}/`, {
+      method: 'POST',
+      headers: { authorization: 'ACS3-HMAC-SHA256 Credential=x', 'x-acs-action': 'ListAccessTokens', 'x-acs-version': '2019-06-01' },
+    });
     assert.equal(r.status, 400);
     assert.equal((await r.json()).Code, 'IncompleteSignature');
   });

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { startTestServer, type TestServer } from './helpers/server.ts';
 import { callV1, callV3 } from './helpers/sign.ts';
-import { type TestServer, startTestServer } from './helpers/server.ts';
 
 const AWKWARD = "a b*c~d!e'f(g)h+i&j=k 中文 %20 é";
 
-describe('spaces, * ~ ! \' ( ) + & = and CJK survive both signature versions unchanged', () => {
+describe("spaces, * ~ ! ' ( ) + & = and CJK survive both signature versions unchanged", () => {
   let s: TestServer;
   before(async () => {
     s = await startTestServer();
@@ -30,7 +30,7 @@ describe('spaces, * ~ ! \' ( ) + & = and CJK survive both signature versions unc
     });
   }
 
-  it('raw unescaped !\'()* and + meaning space in the query are verified after decoding', async () => {
+  it("raw unescaped !'()* and + meaning space in the query are verified after decoding", async () => {
     // A client that leaves !'()* unescaped signs the same decoded values.
     const { v1Params } = await import('./helpers/sign.ts');
     const params = v1Params(s.root, 'CreateAccessToken', { Description: "x!'()*y z" });

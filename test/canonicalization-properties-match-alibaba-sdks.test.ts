@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { formDecode, percentEncode } from '../src/rpc/percent.ts';
 import { v1Signature } from '../src/rpc/sign-v1.ts';
 import { v3CanonicalRequest, v3Signature } from '../src/rpc/sign-v3.ts';
-import { type TestServer, startTestServer } from './helpers/server.ts';
+import { startTestServer, type TestServer } from './helpers/server.ts';
 
 const OpenApiUtil: any = (OpenApiUtilModule as any).default ?? OpenApiUtilModule;
 const PopCore: any = (RPCClient as any).default ?? RPCClient;
@@ -43,10 +43,24 @@ describe('canonicalization and signatures agree with the Alibaba SDKs on generat
   it('V3 authorization equals @alicloud/openapi-util getAuthorization', () => {
     fc.assert(
       fc.property(params, fc.stringMatching(/^[0-9a-f]{64}$/), (query, hash) => {
-        const headers = { host: '127.0.0.1:1', 'x-acs-action': 'A', 'x-acs-version': '2019-06-01', 'x-acs-date': '2026-01-01T00:00:00Z', 'x-acs-signature-nonce': 'n', 'x-acs-content-sha256': hash };
+        const headers = {
+          host: '127.0.0.1:1',
+          'x-acs-action': 'A',
+          'x-acs-version': '2019-06-01',
+          'x-acs-date': '2026-01-01T00:00:00Z',
+          'x-acs-signature-nonce': 'n',
+          'x-acs-content-sha256': hash,
+        };
         const expected = OpenApiUtil.getAuthorization({ method: 'POST', pathname: '/', query, headers }, 'ACS3-HMAC-SHA256', hash, 'id', 'secret');
         const signed = Object.keys(headers).sort();
-        const canonical = v3CanonicalRequest({ method: 'POST', path: '/', query: Object.entries(query), headers, signedHeaders: signed, payloadHash: hash });
+        const canonical = v3CanonicalRequest({
+          method: 'POST',
+          path: '/',
+          query: Object.entries(query),
+          headers,
+          signedHeaders: signed,
+          payloadHash: hash,
+        });
         assert.equal(expected, `ACS3-HMAC-SHA256 Credential=id,SignedHeaders=${signed.join(';')},Signature=${v3Signature(canonical, 'secret')}`);
       }),
       { numRuns: 300 },
@@ -62,9 +76,12 @@ describe('canonicalization and signatures agree with the Alibaba SDKs on generat
 
     it('@alicloud/pop-core requests with generated descriptions verify and round-trip (GET and POST)', async () => {
       const client = new PopCore({ accessKeyId: s.root.id, accessKeySecret: s.root.secret, endpoint: s.url, apiVersion: '2019-06-01' });
+      // XML cannot carry most control characters, so a description with one would not round-trip.
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: excluding control characters is the point.
+      const noXmlControls = /[\u0000-\u0008\u000B\u000C\u000E-\u001F]/;
       const description = fc
         .string({ unit: 'grapheme', maxLength: 60 })
-        .filter((d) => !/^https?:\/\//i.test(d) && [...d].length <= 256 && !/[\u0000-\u0008\u000B\u000C\u000E-\u001F]/.test(d));
+        .filter((d) => !/^https?:\/\//i.test(d) && [...d].length <= 256 && !noXmlControls.test(d));
       await fc.assert(
         fc.asyncProperty(description, fc.constantFrom('GET', 'POST'), async (d, method) => {
           const created = await client.request('CreateAccessToken', { Description: d, Count: 1 }, { method });

@@ -4,12 +4,12 @@ import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SMCD_BIN } from './helpers/process-server.ts';
-import { type TestServer, startTestServer, tempDir } from './helpers/server.ts';
 import { type Run, runProcess } from './helpers/run-process.ts';
+import { startTestServer, type TestServer, tempDir } from './helpers/server.ts';
 import { type Creds, callV1 } from './helpers/sign.ts';
 
-
-const API_ERROR = (code: string) => new RegExp(`^${code.replace(/\./g, '\\.')}: .+ \\(RequestId [0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}\\)\\n$`);
+const API_ERROR = (code: string) =>
+  new RegExp(`^${code.replace(/\./g, '\\.')}: .+ \\(RequestId [0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}\\)\\n$`);
 const UNKNOWN_KEY: Creds = { id: 'LTAI00000000000000000000', secret: '000000000000000000000000000000' };
 
 /** A port nothing listens on: bound, then released. */
@@ -85,7 +85,20 @@ describe('smcd token and smcd source, run as processes against a real server', (
   });
 
   it('token create prints the code once with the one-line import commands, and the printed line imports a source', async () => {
-    const out = await ok(['token', 'create', '--name', 'cli-wave', '--description', 'made by the cli test', '--count', '2', '--ttl-days', '7', '--ip-range', '127.0.0.1/32']);
+    const out = await ok([
+      'token',
+      'create',
+      '--name',
+      'cli-wave',
+      '--description',
+      'made by the cli test',
+      '--count',
+      '2',
+      '--ttl-days',
+      '7',
+      '--ip-range',
+      '127.0.0.1/32',
+    ]);
     const id = /^AccessTokenId: +(at-[a-z0-9]{20})$/m.exec(out)?.[1];
     const code = /^AccessTokenCode: +([A-Za-z0-9]{32})$/m.exec(out)?.[1];
     assert.ok(id && code, out);
@@ -97,13 +110,29 @@ describe('smcd token and smcd source, run as processes against a real server', (
     assert.ok(out.includes(`\n  ${pair} smcd agent import --endpoint ${s.url}\n`), out);
     const [listed] = (await api('ListAccessTokens', { 'AccessTokenId.1': id })).AccessTokens.AccessToken;
     assert.deepEqual(
-      { Name: listed.Name, Description: listed.Description, Count: listed.Count, TimeToLiveInDays: listed.TimeToLiveInDays, IpAddressRange: listed.IpAddressRange },
+      {
+        Name: listed.Name,
+        Description: listed.Description,
+        Count: listed.Count,
+        TimeToLiveInDays: listed.TimeToLiveInDays,
+        IpAddressRange: listed.IpAddressRange,
+      },
       { Name: 'cli-wave', Description: 'made by the cli test', Count: '2', TimeToLiveInDays: '7', IpAddressRange: '127.0.0.1/32' },
     );
 
     const imported = await api(
       'ImportSourceServer',
-      { MachineId: 'cli-machine-1', Hostname: 'cli-host-1', Platform: 'Debian GNU/Linux 12', Architecture: 'arm64', KernelLevel: '6', SystemDiskSize: '40', 'DataDisk.1.Index': '1', 'DataDisk.1.Path': '/srv', 'DataDisk.1.Size': '2048' },
+      {
+        MachineId: 'cli-machine-1',
+        Hostname: 'cli-host-1',
+        Platform: 'Debian GNU/Linux 12',
+        Architecture: 'arm64',
+        KernelLevel: '6',
+        SystemDiskSize: '40',
+        'DataDisk.1.Index': '1',
+        'DataDisk.1.Path': '/srv',
+        'DataDisk.1.Size': '2048',
+      },
       { id, secret: code },
     );
     const sourceId = imported.SourceId as string;
@@ -111,8 +140,11 @@ describe('smcd token and smcd source, run as processes against a real server', (
     // source list, by code, in a table and as JSON.
     const table = await ok(['source', 'list', '--token-id', id]);
     const [header, line, footer] = table.trimEnd().split('\n');
-    assert.match(header, /^SOURCE ID +NAME +STATE +PLATFORM +ARCH +DISKS +LAST HEARTBEAT +ACCESS TOKEN ID$/);
-    assert.match(line, new RegExp(`^${sourceId} +cli-host-1 +Available +Debian GNU/Linux 12 +arm64 +40G \\+ 2T +\\d{4}-\\d\\d-\\d\\dT[\\d:]+Z +${id}$`));
+    assert.match(header!, /^SOURCE ID +NAME +STATE +PLATFORM +ARCH +DISKS +LAST HEARTBEAT +ACCESS TOKEN ID$/);
+    assert.match(
+      line!,
+      new RegExp(`^${sourceId} +cli-host-1 +Available +Debian GNU/Linux 12 +arm64 +40G \\+ 2T +\\d{4}-\\d\\d-\\d\\dT[\\d:]+Z +${id}$`),
+    );
     assert.equal(footer, 'Page 1 of 1, 1 source server in all.');
     const listedJson = await json(['source', 'list', '--token-id', id]);
     assert.equal(listedJson.TotalCount, 1);
@@ -153,7 +185,13 @@ describe('smcd token and smcd source, run as processes against a real server', (
     const code = /^AccessTokenCode: +([A-Za-z0-9]{32})$/m.exec(out)?.[1];
     assert.ok(curlLine && code, out);
     // Its systemd/cron install and its state are kept out of this test machine's own.
-    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: s.dir, SMCD_NO_INSTALL: '1', SMCD_STATE_FILE: `${s.dir}/cli-agent-state`, SMCD_MACHINE_ID: 'cli-one-liner' };
+    const env: NodeJS.ProcessEnv = {
+      PATH: process.env.PATH,
+      HOME: s.dir,
+      SMCD_NO_INSTALL: '1',
+      SMCD_STATE_FILE: `${s.dir}/cli-agent-state`,
+      SMCD_MACHINE_ID: 'cli-one-liner',
+    };
     const oneLine = await runProcess('/bin/sh', ['-c', curlLine], { env });
     assert.equal(oneLine.code, 0, oneLine.stderr);
     const sourceId = /Import Source Server \[(s-[a-z0-9]{20})\] Successfully!/.exec(oneLine.stdout)?.[1];
@@ -206,18 +244,21 @@ describe('smcd token and smcd source, run as processes against a real server', (
   it('token list filters by --status, --name and repeated --id, and pages, as a table and as JSON', async () => {
     const ids: string[] = [];
     for (const name of ['list-a', 'list-b', 'list-c']) ids.push((await api('CreateAccessToken', { Name: name, Count: '5' })).AccessTokenId);
-    await api('DisableAccessToken', { AccessTokenId: ids[1] });
+    await api('DisableAccessToken', { AccessTokenId: ids[1]! });
 
     const byName = await json(['token', 'list', '--name', 'list-b']);
     assert.equal(byName.TotalCount, 1);
-    assert.equal(byName.AccessTokens.AccessToken[0].AccessTokenId, ids[1]);
+    assert.equal(byName.AccessTokens.AccessToken[0].AccessTokenId, ids[1]!);
     assert.equal(byName.AccessTokens.AccessToken[0].Status, 'unactivated');
 
-    const byIds = await json(['token', 'list', '--id', ids[0], '--id', ids[2]]);
-    assert.deepEqual(byIds.AccessTokens.AccessToken.map((t: { AccessTokenId: string }) => t.AccessTokenId).sort(), [ids[0], ids[2]].sort());
+    const byIds = await json(['token', 'list', '--id', ids[0]!, '--id', ids[2]!]);
+    assert.deepEqual(byIds.AccessTokens.AccessToken.map((t: { AccessTokenId: string }) => t.AccessTokenId).sort(), [ids[0]!, ids[2]!].sort());
 
-    const unactivated = await json(['token', 'list', '--status', 'unactivated', '--id', ids[0], '--id', ids[1], '--id', ids[2]]);
-    assert.deepEqual(unactivated.AccessTokens.AccessToken.map((t: { AccessTokenId: string }) => t.AccessTokenId), [ids[1]]);
+    const unactivated = await json(['token', 'list', '--status', 'unactivated', '--id', ids[0]!, '--id', ids[1]!, '--id', ids[2]!]);
+    assert.deepEqual(
+      unactivated.AccessTokens.AccessToken.map((t: { AccessTokenId: string }) => t.AccessTokenId),
+      [ids[1]!],
+    );
 
     const all = await json(['token', 'list', '--page-size', '50']);
     const page2 = await json(['token', 'list', '--page', '2', '--page-size', '2']);
@@ -229,11 +270,11 @@ describe('smcd token and smcd source, run as processes against a real server', (
       all.AccessTokens.AccessToken.slice(2, 4).map((t: { AccessTokenId: string }) => t.AccessTokenId),
     );
 
-    const table = await ok(['token', 'list', '--id', ids[0], '--id', ids[1]]);
+    const table = await ok(['token', 'list', '--id', ids[0]!, '--id', ids[1]!]);
     const lines = table.trimEnd().split('\n');
-    assert.match(lines[0], /^ACCESS TOKEN ID +NAME +STATUS +USED +REMAINING +CREATED +EXPIRES +ADDRESS RANGE$/);
-    assert.match(table, new RegExp(`^${ids[0]} +list-a +activated +0/5 +5 +\\S+Z +\\S+Z +any$`, 'm'));
-    assert.match(table, new RegExp(`^${ids[1]} +list-b +unactivated +0/5 +5 `, 'm'));
+    assert.match(lines[0]!, /^ACCESS TOKEN ID +NAME +STATUS +USED +REMAINING +CREATED +EXPIRES +ADDRESS RANGE$/);
+    assert.match(table, new RegExp(`^${ids[0]!} +list-a +activated +0/5 +5 +\\S+Z +\\S+Z +any$`, 'm'));
+    assert.match(table, new RegExp(`^${ids[1]!} +list-b +unactivated +0/5 +5 `, 'm'));
     assert.equal(lines.at(-1), 'Page 1 of 1, 2 activation codes in all.');
 
     const none = await op(['token', 'list', '--name', 'no-such-code']);
@@ -272,7 +313,10 @@ describe('smcd token and smcd source, run as processes against a real server', (
     const badRange = await op(['token', 'create', '--ip-range', 'not-an-address']);
     assert.equal(badRange.code, 1);
     assert.match(badRange.stderr, API_ERROR('InvalidParameter.IpAddressRange'));
-    for (const args of [['source', 'modify', 's-00000000000000000000', '--name', 'whatever'], ['source', 'show', 's-00000000000000000000']]) {
+    for (const args of [
+      ['source', 'modify', 's-00000000000000000000', '--name', 'whatever'],
+      ['source', 'show', 's-00000000000000000000'],
+    ]) {
       const r = await op(args);
       assert.equal(r.code, 1, args.join(' '));
       assert.match(r.stderr, API_ERROR('InvalidSourceId.NotFound'));
@@ -314,7 +358,7 @@ describe('smcd token and smcd source, run as processes against a real server', (
     const before = s.logs.length;
     const runs = await Promise.all(cases.map(([args]) => op(args)));
     runs.forEach((r, i) => {
-      const [args, message] = cases[i];
+      const [args, message] = cases[i]!;
       assert.equal(r.code, 2, `smcd ${args.join(' ')}: ${r.stderr}`);
       assert.equal(r.stdout, '', args.join(' '));
       assert.match(r.stderr, message, args.join(' '));
@@ -337,7 +381,10 @@ describe('smcd token and smcd source, run as processes against a real server', (
     assert.equal(noCredentials.code, 2);
     assert.match(noCredentials.stderr, /no credentials: .*data\/root-credentials\.json/);
     // None of these reached the server.
-    assert.deepEqual(s.logs.slice(before).filter((l) => /"(requestId|RequestId)"/.test(l)), []);
+    assert.deepEqual(
+      s.logs.slice(before).filter((l) => /"(requestId|RequestId)"/.test(l)),
+      [],
+    );
   });
 
   it('credentials: flags win over ALIBABA_CLOUD_ACCESS_KEY_*, which win over the root-credentials file', async () => {
@@ -388,12 +435,16 @@ describe('smcd token and smcd source, run as processes against a real server', (
     const code = await api('CreateAccessToken', { Name: 'list-sources', Count: '10' });
     const creds = { id: code.AccessTokenId, secret: code.AccessTokenCode };
     const ids: string[] = [];
-    for (const n of [1, 2, 3]) ids.push((await api('ImportSourceServer', { MachineId: `list-machine-${n}`, Hostname: `list-host-${n}` }, creds)).SourceId);
+    for (const n of [1, 2, 3])
+      ids.push((await api('ImportSourceServer', { MachineId: `list-machine-${n}`, Hostname: `list-host-${n}` }, creds)).SourceId);
 
     const byName = await json(['source', 'list', '--name', 'list-host-2']);
-    assert.deepEqual(byName.SourceServers.SourceServer.map((x: { SourceId: string }) => x.SourceId), [ids[1]]);
-    const byIds = await json(['source', 'list', '--id', ids[0], '--id', ids[2]]);
-    assert.deepEqual(byIds.SourceServers.SourceServer.map((x: { SourceId: string }) => x.SourceId).sort(), [ids[0], ids[2]].sort());
+    assert.deepEqual(
+      byName.SourceServers.SourceServer.map((x: { SourceId: string }) => x.SourceId),
+      [ids[1]!],
+    );
+    const byIds = await json(['source', 'list', '--id', ids[0]!, '--id', ids[2]!]);
+    assert.deepEqual(byIds.SourceServers.SourceServer.map((x: { SourceId: string }) => x.SourceId).sort(), [ids[0]!, ids[2]!].sort());
     const available = await json(['source', 'list', '--state', 'Available', '--token-id', code.AccessTokenId]);
     assert.equal(available.TotalCount, 3);
     const unavailable = await json(['source', 'list', '--state', 'Unavailable', '--token-id', code.AccessTokenId]);
@@ -401,9 +452,9 @@ describe('smcd token and smcd source, run as processes against a real server', (
     const page = await json(['source', 'list', '--token-id', code.AccessTokenId, '--page', '2', '--page-size', '2']);
     assert.equal(page.PageNumber, 2);
     assert.equal(page.SourceServers.SourceServer.length, 1);
-    assert.equal(page.SourceServers.SourceServer[0].SourceId, ids[0]); // newest first: the oldest is last
+    assert.equal(page.SourceServers.SourceServer[0].SourceId, ids[0]!); // newest first: the oldest is last
     const table = await ok(['source', 'list', '--token-id', code.AccessTokenId, '--page-size', '2']);
     assert.match(table, /Page 1 of 2, 3 source servers in all\.\n$/);
-    assert.match(table, new RegExp(`^${ids[2]} +list-host-3 +Available +- +- +- +`, 'm'));
+    assert.match(table, new RegExp(`^${ids[2]!} +list-host-3 +Available +- +- +- +`, 'm'));
   });
 });

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { callV1 } from './helpers/sign.ts';
 import { SMCD_BIN } from './helpers/process-server.ts';
-import { type TestServer, startTestServer, testClock } from './helpers/server.ts';
+import { startTestServer, type TestServer, testClock } from './helpers/server.ts';
+import { callV1 } from './helpers/sign.ts';
 
 describe('ClientToken makes CreateAccessToken idempotent without revealing the code twice', () => {
   let s: TestServer;
@@ -33,9 +33,17 @@ describe('ClientToken makes CreateAccessToken idempotent without revealing the c
   });
 
   it('a ClientToken is scoped to the access key that used it', async () => {
-    const other = JSON.parse(execFileSync(process.execPath, [SMCD_BIN, 'keys', 'create', '--data-dir', s.dir, '--output', 'json'], { encoding: 'utf8' }));
+    const other = JSON.parse(
+      execFileSync(process.execPath, [SMCD_BIN, 'keys', 'create', '--data-dir', s.dir, '--output', 'json'], { encoding: 'utf8' }),
+    );
     const mine = await callV1(s.url, s.root, 'CreateAccessToken', { ClientToken: 'shared' }, { timestamp: ts() });
-    const theirs = await callV1(s.url, { id: other.AccessKeyId, secret: other.AccessKeySecret }, 'CreateAccessToken', { ClientToken: 'shared' }, { timestamp: ts() });
+    const theirs = await callV1(
+      s.url,
+      { id: other.AccessKeyId, secret: other.AccessKeySecret },
+      'CreateAccessToken',
+      { ClientToken: 'shared' },
+      { timestamp: ts() },
+    );
     assert.notEqual(mine.body.AccessTokenId, theirs.body.AccessTokenId);
     assert.match(theirs.body.AccessTokenCode, /^[A-Za-z0-9]{32}$/);
   });

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { type Socket, connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type TestServer, startTestServer } from './helpers/server.ts';
+import { startTestServer, type TestServer } from './helpers/server.ts';
 import { callV1 } from './helpers/sign.ts';
 
 /** Opens a connection from `localAddress` and sends half a request, as a slow or hostile client would. */
@@ -37,7 +37,10 @@ describe('connections are capped per client address (API.md 5.1)', () => {
     const closed = held.filter((h) => h.closed()).length;
     assert.equal(closed, 44, 'everything above 256 is closed');
     const results = await Promise.all(Array.from({ length: 20 }, () => callV1(s.url, s.root, 'ListAccessTokens', {})));
-    assert.ok(results.every((r) => r.status === 200), JSON.stringify(results.map((r) => r.status)));
+    assert.ok(
+      results.every((r) => r.status === 200),
+      JSON.stringify(results.map((r) => r.status)),
+    );
     const metrics = await (await fetch(`${s.url}/metrics`)).text();
     assert.match(metrics, /^smcd_connections_refused_total 44$/m);
 
@@ -68,7 +71,10 @@ describe('--max-connections-per-address sets the cap; trusted proxies are exempt
       client.map((h) => h.closed()),
       [false, false, false, false, false, true],
     );
-    assert.ok(proxy.every((h) => !h.closed()), 'a proxy carries many clients: it is not capped');
+    assert.ok(
+      proxy.every((h) => !h.closed()),
+      'a proxy carries many clients: it is not capped',
+    );
     for (const h of [...client, ...proxy]) h.socket.destroy();
   });
 });

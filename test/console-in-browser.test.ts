@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { type BrowserContext, type Page, chromium } from 'playwright-core';
+import { fileURLToPath } from 'node:url';
+import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { SMCD_BIN } from './helpers/process-server.ts';
-import { type TestServer, startTestServer, tempDir } from './helpers/server.ts';
 import { type Run, runProcess } from './helpers/run-process.ts';
+import { startTestServer, type TestServer, tempDir } from './helpers/server.ts';
 import { type Creds, callV1 } from './helpers/sign.ts';
 
 // Debian's Chromium: Playwright's own browser download cannot work on these machines.
@@ -93,21 +93,48 @@ describe('the web console in headless Chromium', { skip }, () => {
     page.on('pageerror', (err) => pageErrors.push(err.message));
     page.on('console', (msg) => {
       // The API's 4xx answers to the wrong secret and the bad name are provoked on purpose and shown in the page.
-      if (msg.type() === 'error' && !/^Failed to load resource: the server responded with a status of 400/.test(msg.text())) pageErrors.push(msg.text());
+      if (msg.type() === 'error' && !/^Failed to load resource: the server responded with a status of 400/.test(msg.text()))
+        pageErrors.push(msg.text());
     });
 
     // Some codes in every state the list can show, for a realistic list and the README's screenshot.
-    const frankfurt = await api('CreateAccessToken', { Name: 'frankfurt-wave-1', Description: 'web tier, first wave', Count: '20', TimeToLiveInDays: '14' });
+    const frankfurt = await api('CreateAccessToken', {
+      Name: 'frankfurt-wave-1',
+      Description: 'web tier, first wave',
+      Count: '20',
+      TimeToLiveInDays: '14',
+    });
     for (const [i, host] of ['web-01', 'web-02', 'web-03'].entries()) {
       await api(
         'ImportSourceServer',
-        { MachineId: `seed-${host}`, Hostname: host, Platform: 'Ubuntu 22.04.4 LTS', Architecture: 'x86_64', KernelLevel: '5', SystemDiskSize: String(40 + i * 20), 'DataDisk.1.Index': '1', 'DataDisk.1.Path': '/data', 'DataDisk.1.Size': '200' },
+        {
+          MachineId: `seed-${host}`,
+          Hostname: host,
+          Platform: 'Ubuntu 22.04.4 LTS',
+          Architecture: 'x86_64',
+          KernelLevel: '5',
+          SystemDiskSize: String(40 + i * 20),
+          'DataDisk.1.Index': '1',
+          'DataDisk.1.Path': '/data',
+          'DataDisk.1.Size': '200',
+        },
         { id: frankfurt.AccessTokenId, secret: frankfurt.AccessTokenCode },
       );
     }
     const erp = await api('CreateAccessToken', { Name: 'legacy-erp', Description: 'two database hosts', Count: '2', TimeToLiveInDays: '30' });
     for (const host of ['erp-db-1', 'erp-db-2']) {
-      await api('ImportSourceServer', { MachineId: `seed-${host}`, Hostname: host, Platform: 'CentOS Linux 7 (Core)', Architecture: 'x86_64', KernelLevel: '3', SystemDiskSize: '100' }, { id: erp.AccessTokenId, secret: erp.AccessTokenCode });
+      await api(
+        'ImportSourceServer',
+        {
+          MachineId: `seed-${host}`,
+          Hostname: host,
+          Platform: 'CentOS Linux 7 (Core)',
+          Architecture: 'x86_64',
+          KernelLevel: '3',
+          SystemDiskSize: '100',
+        },
+        { id: erp.AccessTokenId, secret: erp.AccessTokenCode },
+      );
     }
     await api('CreateAccessToken', { Name: 'shanghai-db-tier', Count: '50', TimeToLiveInDays: '60', IpAddressRange: '10.20.0.0/16,10.21.0.0/16' });
     const retired = await api('CreateAccessToken', { Name: 'pilot-2024', Description: 'superseded by wave 1', Count: '5', TimeToLiveInDays: '7' });
@@ -192,7 +219,10 @@ describe('the web console in headless Chromium', { skip }, () => {
     await page.fill('#create-ip-range', '127.0.0.0/8, ::1');
     await shot('04-create-form');
     await page.click('#create-submit');
-    await page.locator('#created-code').filter({ hasText: /^[A-Za-z0-9]{32}$/ }).waitFor();
+    await page
+      .locator('#created-code')
+      .filter({ hasText: /^[A-Za-z0-9]{32}$/ })
+      .waitFor();
     created.id = await page.locator('#created-id').innerText();
     created.code = await page.locator('#created-code').innerText();
     created.command = await page.locator('#created-command').innerText();
@@ -216,7 +246,10 @@ describe('the web console in headless Chromium', { skip }, () => {
     await page.click('#create-done');
     await page.locator('#create-dialog').waitFor({ state: 'hidden' });
     const html = await page.content();
-    assert.ok(!html.includes(created.code), `the code is gone from the page once the dialog is closed: ${html.slice(Math.max(0, html.indexOf(created.code) - 300), html.indexOf(created.code) + 50)}`);
+    assert.ok(
+      !html.includes(created.code),
+      `the code is gone from the page once the dialog is closed: ${html.slice(Math.max(0, html.indexOf(created.code) - 300), html.indexOf(created.code) + 50)}`,
+    );
 
     const item = row(created.id);
     await item.waitFor();
@@ -230,11 +263,15 @@ describe('the web console in headless Chromium', { skip }, () => {
   it('imports a source with the one-line command from the copy box and lists it with the code that imported it', async () => {
     // The line exactly as shown, run by sh; the environment keeps this test machine's own
     // systemd and cron untouched and its state in a scratch file.
-    const agent = await run('/bin/sh', ['-c', created.command], machineEnv({
-      SMCD_NO_INSTALL: '1',
-      SMCD_STATE_FILE: join(stateDir, 'state'),
-      SMCD_MACHINE_ID: 'console-test-machine',
-    }));
+    const agent = await run(
+      '/bin/sh',
+      ['-c', created.command],
+      machineEnv({
+        SMCD_NO_INSTALL: '1',
+        SMCD_STATE_FILE: join(stateDir, 'state'),
+        SMCD_MACHINE_ID: 'console-test-machine',
+      }),
+    );
     assert.equal(agent.code, 0, agent.stderr);
     const sourceId = /Import Source Server \[(s-[a-z0-9]{20})\] Successfully!/.exec(agent.stdout)?.[1];
     assert.ok(sourceId, agent.stdout);

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
 import { readRootCredentials } from '../src/bootstrap.ts';
-import { type Creds, callV1 } from './helpers/sign.ts';
 import { startServerProcess } from './helpers/process-server.ts';
 import { tempDir } from './helpers/server.ts';
-import { STORE_KINDS, openTestDatabase, storeSkipReason } from './helpers/stores.ts';
+import { type Creds, callV1 } from './helpers/sign.ts';
+import { openTestDatabase, STORE_KINDS, storeSkipReason } from './helpers/stores.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -44,7 +44,7 @@ for (const kind of STORE_KINDS) {
                 unknown++;
               }
             } else {
-              const code = pool[machine % pool.length];
+              const code = pool[machine % pool.length]!;
               const id = `crash-${machine++}`;
               try {
                 const r = await callV1(server.url, code, 'ImportSourceServer', { MachineId: id }, { method: 'POST' });
@@ -80,7 +80,10 @@ for (const kind of STORE_KINDS) {
           const listed = await callV1(server.url, root, 'ListAccessTokens', { 'AccessTokenId.1': code.id });
           const registered = Number(listed.body.AccessTokens.AccessToken[0].RegisteredCount);
           const acked = importAcked.get(code.id)!.length;
-          assert.ok(registered >= acked && registered <= acked + importUnknown.get(code.id)!, `${code.id}: RegisteredCount ${registered}, acknowledged ${acked}, in flight ${importUnknown.get(code.id)}`);
+          assert.ok(
+            registered >= acked && registered <= acked + importUnknown.get(code.id)!,
+            `${code.id}: RegisteredCount ${registered}, acknowledged ${acked}, in flight ${importUnknown.get(code.id)}`,
+          );
           const sources = await callV1(server.url, root, 'DescribeSourceServers', { AccessTokenId: code.id, PageSize: '1' });
           assert.equal(sources.body.TotalCount, registered, 'one source per counted use: nothing counted twice');
         }

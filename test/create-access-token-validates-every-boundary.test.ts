@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { startTestServer, type TestServer } from './helpers/server.ts';
 import { callV1 } from './helpers/sign.ts';
-import { type TestServer, startTestServer } from './helpers/server.ts';
 
 describe('CreateAccessToken validates every parameter boundary', () => {
   let s: TestServer;
@@ -79,7 +79,8 @@ describe('CreateAccessToken validates every parameter boundary', () => {
     const { AccessTokenId } = await accepted({ IpAddressRange: '10.0.0.0/8, 192.168.1.7,2001:db8::/32 , ::1' });
     const item = (await callV1(s.url, s.root, 'ListAccessTokens', { 'AccessTokenId.1': AccessTokenId })).body.AccessTokens.AccessToken[0];
     assert.equal(item.IpAddressRange, '10.0.0.0/8,192.168.1.7,2001:db8::/32,::1');
-    for (const bad of ['10.0.0.0/33', 'example.com', '1.2.3', '::1/129', '10.0.0.1,,']) await refused({ IpAddressRange: bad }, 'InvalidParameter.IpAddressRange');
+    for (const bad of ['10.0.0.0/33', 'example.com', '1.2.3', '::1/129', '10.0.0.1,,'])
+      await refused({ IpAddressRange: bad }, 'InvalidParameter.IpAddressRange');
   });
 
   it('Format other than JSON or XML: InvalidParameter.Format', async () => {

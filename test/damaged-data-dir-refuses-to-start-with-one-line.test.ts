@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmodSync, cpSync, existsSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
@@ -109,7 +109,9 @@ describe('a damaged or mismatched data dir refuses to start with one clear line,
     const dir = copy();
     const path = join(dir, 'root-credentials.json');
     chmodSync(path, 0o644);
-    const rotated = await runProcess(process.execPath, [SMCD_BIN, 'keys', 'rotate-root', '--data-dir', dir], { env: { ...process.env, SMCD_LOG_LEVEL: 'silent' } });
+    const rotated = await runProcess(process.execPath, [SMCD_BIN, 'keys', 'rotate-root', '--data-dir', dir], {
+      env: { ...process.env, SMCD_LOG_LEVEL: 'silent' },
+    });
     assert.equal(rotated.code, 0, rotated.stderr);
     assert.equal(statSync(path).mode & 0o777, 0o600, 'the new secret never lands in a file others may read');
     chmodSync(join(dir, 'master.key'), 0o640);
@@ -125,7 +127,9 @@ describe('a damaged or mismatched data dir refuses to start with one clear line,
   it('the CLI on a damaged data dir says the same in one line, exit 1', async () => {
     const dir = copy();
     writeFileSync(join(dir, 'master.key'), 'x');
-    const run = await runProcess(process.execPath, [SMCD_BIN, 'keys', 'list', '--data-dir', dir], { env: { ...process.env, SMCD_LOG_LEVEL: 'silent' } });
+    const run = await runProcess(process.execPath, [SMCD_BIN, 'keys', 'list', '--data-dir', dir], {
+      env: { ...process.env, SMCD_LOG_LEVEL: 'silent' },
+    });
     assert.equal(run.code, 1);
     assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
     assert.match(run.stderr, /^smcd keys: .*master\.key does not hold a master key/);

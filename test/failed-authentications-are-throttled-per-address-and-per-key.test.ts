@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
+import { startTestServer, type TestServer } from './helpers/server.ts';
 import { encodeForm, v1Params } from './helpers/sign.ts';
-import { type TestServer, startTestServer } from './helpers/server.ts';
 
 /**
  * GET from a chosen loopback source address, so two "clients" can be told apart; with

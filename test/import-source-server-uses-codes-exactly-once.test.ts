@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { createHmac, randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { startTestServer, type TestServer, testClock } from './helpers/server.ts';
 import { type Creds, callV1, callV3 } from './helpers/sign.ts';
-import { type TestServer, startTestServer, testClock } from './helpers/server.ts';
 
 const DAY = 86_400_000;
 
@@ -20,7 +20,8 @@ describe('ImportSourceServer: one use per new machine, atomically, refused in th
     assert.equal(r.status, 200, r.text);
     return { id: r.body.AccessTokenId, secret: r.body.AccessTokenCode };
   }
-  const importWith = (code: Creds, params: Record<string, string>) => callV1(s.url, code, 'ImportSourceServer', params, { method: 'POST', timestamp: ts() });
+  const importWith = (code: Creds, params: Record<string, string>) =>
+    callV1(s.url, code, 'ImportSourceServer', params, { method: 'POST', timestamp: ts() });
   /** API.md 5.2, computed here independently of the server's code: hex HMAC-SHA256(secret, MachineId + "\n" + nonce). */
   const proof = (owner: { SourceKeyId: string; SourceKeySecret: string }, machineId: string, nonce: string) => ({
     SourceKeyId: owner.SourceKeyId,
@@ -29,7 +30,13 @@ describe('ImportSourceServer: one use per new machine, atomically, refused in th
   /** A re-import from the machine that holds its source's key: the proof goes with it. */
   const reimportWith = (code: Creds, params: Record<string, string>, owner: { SourceKeyId: string; SourceKeySecret: string }) => {
     const nonce = randomUUID();
-    return callV1(s.url, code, 'ImportSourceServer', { ...params, ...proof(owner, params.MachineId!, nonce) }, { method: 'POST', timestamp: ts(), nonce });
+    return callV1(
+      s.url,
+      code,
+      'ImportSourceServer',
+      { ...params, ...proof(owner, params.MachineId!, nonce) },
+      { method: 'POST', timestamp: ts(), nonce },
+    );
   };
   const token = async (id: string) =>
     (await callV1(s.url, s.root, 'ListAccessTokens', { 'AccessTokenId.1': id }, { timestamp: ts() })).body.AccessTokens.AccessToken[0];
@@ -84,7 +91,17 @@ describe('ImportSourceServer: one use per new machine, atomically, refused in th
         MachineId: src.MachineId,
         HeartbeatRate: src.HeartbeatRate,
       },
-      { Name: 'web-01.example', State: 'Available', Platform: 'Debian GNU/Linux 12', Architecture: 'x86_64', KernelLevel: 6, SystemDiskSize: 40, AccessTokenId: code.id, MachineId: 'full-1', HeartbeatRate: 30 },
+      {
+        Name: 'web-01.example',
+        State: 'Available',
+        Platform: 'Debian GNU/Linux 12',
+        Architecture: 'x86_64',
+        KernelLevel: 6,
+        SystemDiskSize: 40,
+        AccessTokenId: code.id,
+        MachineId: 'full-1',
+        HeartbeatRate: 30,
+      },
     );
     assert.deepEqual(src.DataDisks.DataDisk, [
       { Index: 1, Path: '/data', Size: 100 },
@@ -112,9 +129,21 @@ describe('ImportSourceServer: one use per new machine, atomically, refused in th
     assert.deepEqual([updated.Hostname, updated.Name], ['h2', 'h1']);
     assert.deepEqual([updated.FirstImportTime, updated.LastImportTime], [importedAt, ts()]);
     // The old secret stops working at once.
-    const old = await callV1(s.url, { id: first.body.SourceKeyId, secret: first.body.SourceKeySecret }, 'ReportSourceServerHeartbeat', { SourceId: first.body.SourceId }, { timestamp: ts() });
+    const old = await callV1(
+      s.url,
+      { id: first.body.SourceKeyId, secret: first.body.SourceKeySecret },
+      'ReportSourceServerHeartbeat',
+      { SourceId: first.body.SourceId },
+      { timestamp: ts() },
+    );
     assert.equal(old.body.Code, 'SignatureDoesNotMatch');
-    const fresh = await callV1(s.url, { id: second.body.SourceKeyId, secret: second.body.SourceKeySecret }, 'ReportSourceServerHeartbeat', { SourceId: first.body.SourceId }, { timestamp: ts() });
+    const fresh = await callV1(
+      s.url,
+      { id: second.body.SourceKeyId, secret: second.body.SourceKeySecret },
+      'ReportSourceServerHeartbeat',
+      { SourceId: first.body.SourceId },
+      { timestamp: ts() },
+    );
     assert.equal(fresh.status, 200);
   });
 
@@ -122,7 +151,13 @@ describe('ImportSourceServer: one use per new machine, atomically, refused in th
     const code = await newCode();
     const first = await importWith(code, { MachineId: 'renamed', Hostname: 'h-orig' });
     assert.equal((await source(first.body.SourceId)).Name, 'h-orig');
-    const mod = await callV1(s.url, s.root, 'ModifySourceServerAttribute', { SourceId: first.body.SourceId, Name: 'db-primary', Description: 'kept' }, { timestamp: ts() });
+    const mod = await callV1(
+      s.url,
+      s.root,
+      'ModifySourceServerAttribute',
+      { SourceId: first.body.SourceId, Name: 'db-primary', Description: 'kept' },
+      { timestamp: ts() },
+    );
     assert.equal(mod.status, 200);
     const second = await reimportWith(code, { MachineId: 'renamed', Hostname: 'h-new' }, first.body);
     const kept = await source(first.body.SourceId);
@@ -164,7 +199,10 @@ describe('ImportSourceServer: one use per new machine, atomically, refused in th
       ['key id only', importWith(other, { MachineId: 'owned-1', SourceKeyId: owner.SourceKeyId })],
       // The proof of another request: right key, but made for another nonce.
       ['proof for another nonce', importWith(other, { MachineId: 'owned-1', ...proof(owner, 'owned-1', 'some-other-nonce') })],
-      ['proof under a wrong secret', importWith(other, { MachineId: 'owned-1', ...proof({ ...owner, SourceKeySecret: 'x'.repeat(32) }, 'owned-1', 'n') })],
+      [
+        'proof under a wrong secret',
+        importWith(other, { MachineId: 'owned-1', ...proof({ ...owner, SourceKeySecret: 'x'.repeat(32) }, 'owned-1', 'n') }),
+      ],
     ];
     for (const [what, pending] of attempts) {
       const r = await pending;
@@ -178,7 +216,13 @@ describe('ImportSourceServer: one use per new machine, atomically, refused in th
     assert.equal((await token(other.id)).RegisteredCount, '0', 'a refused import uses nothing');
     const src = await source(owner.SourceId);
     assert.deepEqual([src.Hostname, src.AccessTokenId], ['rightful', owned.id]);
-    const beat = await callV1(s.url, { id: owner.SourceKeyId, secret: owner.SourceKeySecret }, 'ReportSourceServerHeartbeat', { SourceId: owner.SourceId }, { timestamp: ts() });
+    const beat = await callV1(
+      s.url,
+      { id: owner.SourceKeyId, secret: owner.SourceKeySecret },
+      'ReportSourceServerHeartbeat',
+      { SourceId: owner.SourceId },
+      { timestamp: ts() },
+    );
     assert.equal(beat.status, 200, "the rightful machine's key still works");
 
     // V3 binds the proof to x-acs-signature-nonce.

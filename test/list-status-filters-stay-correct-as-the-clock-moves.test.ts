@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { type TestServer, startTestServer, tempDir, testClock } from './helpers/server.ts';
+import { startTestServer, type TestServer, tempDir, testClock } from './helpers/server.ts';
 import { callV1 } from './helpers/sign.ts';
-import { STORE_KINDS, openTestDatabase, storeSkipReason } from './helpers/stores.ts';
+import { openTestDatabase, STORE_KINDS, storeSkipReason } from './helpers/stores.ts';
 
 const DAY = 86_400_000;
 
@@ -36,12 +36,32 @@ for (const kind of STORE_KINDS) {
       s = await startTestServer({ dir, database: db.url, clock, authFailureLimit: 1_000_000 });
       // 36 codes: lifetimes of 1 to 4 days, every third used up, every fifth disabled, two names.
       for (let i = 0; i < 36; i++) {
-        const k: Known = { id: '', name: i % 2 ? 'odd' : 'even', createdAt: clock(), ttlDays: 1 + (i % 4), count: i % 3 === 0 ? 1 : 5, used: 0, disabled: false };
-        const r = await callV1(s.url, s.root, 'CreateAccessToken', { Name: k.name, TimeToLiveInDays: String(k.ttlDays), Count: String(k.count) }, { timestamp: ts() });
+        const k: Known = {
+          id: '',
+          name: i % 2 ? 'odd' : 'even',
+          createdAt: clock(),
+          ttlDays: 1 + (i % 4),
+          count: i % 3 === 0 ? 1 : 5,
+          used: 0,
+          disabled: false,
+        };
+        const r = await callV1(
+          s.url,
+          s.root,
+          'CreateAccessToken',
+          { Name: k.name, TimeToLiveInDays: String(k.ttlDays), Count: String(k.count) },
+          { timestamp: ts() },
+        );
         assert.equal(r.status, 200, r.text);
         k.id = r.body.AccessTokenId;
         if (i % 3 === 0) {
-          const imported = await callV1(s.url, { id: k.id, secret: r.body.AccessTokenCode }, 'ImportSourceServer', { MachineId: `clock-${kind}-${i}` }, { timestamp: ts() });
+          const imported = await callV1(
+            s.url,
+            { id: k.id, secret: r.body.AccessTokenCode },
+            'ImportSourceServer',
+            { MachineId: `clock-${kind}-${i}` },
+            { timestamp: ts() },
+          );
           assert.equal(imported.status, 200, imported.text);
           k.used = 1;
         }

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { REQUEST_ID, callRaw, callV1, encodeForm, v1Params } from './helpers/sign.ts';
 import { rawHttp } from './helpers/raw-http.ts';
-import { type TestServer, startTestServer } from './helpers/server.ts';
+import { startTestServer, type TestServer } from './helpers/server.ts';
+import { callRaw, callV1, REQUEST_ID } from './helpers/sign.ts';
 
 describe('malformed input gets a 4xx SMC error, never a 5xx, and the server keeps serving', () => {
   let s: TestServer;
@@ -30,7 +30,11 @@ describe('malformed input gets a 4xx SMC error, never a 5xx, and the server keep
 
   it('invalid UTF-8, escaped or raw: InvalidParameter.Encoding', async () => {
     smcError(400, 'InvalidParameter.Encoding', await callRaw(s.url, 'Action=ListAccessTokens&Name=%C3%28'));
-    const raw = Buffer.concat([Buffer.from('GET /?Action=ListAccessTokens&Name='), Buffer.from([0xff, 0xfe]), Buffer.from(' HTTP/1.1\r\nHost: x\r\n\r\n')]);
+    const raw = Buffer.concat([
+      Buffer.from('GET /?Action=ListAccessTokens&Name='),
+      Buffer.from([0xff, 0xfe]),
+      Buffer.from(' HTTP/1.1\r\nHost: x\r\n\r\n'),
+    ]);
     const r = await rawHttp(s.port, raw);
     assert.ok(r.status >= 400 && r.status < 500, `status ${r.status}`);
     assert.ok(r.json?.Code, r.body);
@@ -54,10 +58,18 @@ describe('malformed input gets a 4xx SMC error, never a 5xx, and the server keep
   });
 
   it('a body over 64 KiB: 413 without reading it, declared or chunked', async () => {
-    const declared = await rawHttp(s.port, `POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${64 * 1024 + 1}\r\n\r\nAction=x`);
+    const declared = await rawHttp(
+      s.port,
+      `POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${64 * 1024 + 1}\r\n\r\nAction=x`,
+    );
     smcError(413, 'RequestEntityTooLarge', declared);
     const big = `Name=${'a'.repeat(70 * 1024)}`;
-    const r = await fetch(`${s.url}/`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new Blob([big]).stream(), duplex: 'half' } as RequestInit);
+    const r = await fetch(`${s.url}/`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new Blob([big]).stream(),
+      duplex: 'half',
+    } as RequestInit);
     smcError(413, 'RequestEntityTooLarge', { status: r.status, body: await r.json() });
   });
 

@@ -4,9 +4,9 @@ import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { readRootCredentials } from '../src/bootstrap.ts';
-import { callV1 } from './helpers/sign.ts';
 import { SMCD_BIN, startServerProcess } from './helpers/process-server.ts';
 import { tempDir } from './helpers/server.ts';
+import { callV1 } from './helpers/sign.ts';
 
 describe('the master key rotates while a server keeps serving, and a wrong key refuses to start', () => {
   const dir = tempDir();

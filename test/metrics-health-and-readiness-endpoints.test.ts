@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { startTestServer, type TestServer } from './helpers/server.ts';
 import { callV1 } from './helpers/sign.ts';
-import { type TestServer, startTestServer } from './helpers/server.ts';
 
 /** Parses Prometheus text exposition into `name{labels}` -> value. */
 function parsePrometheus(text: string): Map<string, number> {
@@ -10,7 +10,7 @@ function parsePrometheus(text: string): Map<string, number> {
     if (line === '' || line.startsWith('#')) continue;
     const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (-?[0-9.e+-]+|NaN|\+Inf|-Inf)$/.exec(line);
     assert.ok(m, `not a Prometheus sample line: ${line}`);
-    samples.set(m[1], Number(m[2]));
+    samples.set(m[1]!, Number(m[2]));
   }
   return samples;
 }

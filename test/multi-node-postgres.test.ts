@@ -3,9 +3,9 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { newAccessKeyId, newAccessKeySecret } from '../src/crypto/ids.ts';
-import { PostgresStore } from '../src/store/postgres/postgres-store.ts';
 import { POSTGRES_MIGRATIONS } from '../src/store/postgres/migrations.ts';
-import { type TestDatabase, createTestDatabase, postgresSkipReason, queryDatabase } from './helpers/postgres.ts';
+import { PostgresStore } from '../src/store/postgres/postgres-store.ts';
+import { createTestDatabase, postgresSkipReason, queryDatabase, type TestDatabase } from './helpers/postgres.ts';
 import { type ServerProcess, startServerProcess } from './helpers/process-server.ts';
 import { tempDir } from './helpers/server.ts';
 import { type Creds, callV1, encodeForm, v1Params } from './helpers/sign.ts';
@@ -55,7 +55,7 @@ describe('two smcd nodes on one PostgreSQL database', { skip: await postgresSkip
   it('started together on an empty database, both serve one schema', async () => {
     for (const [i, node] of nodes.entries()) {
       const code = await createCode(node.url, root, { Name: `node${i}` });
-      const other = nodes[1 - i];
+      const other = nodes[1 - i]!;
       const listed = await callV1(other.url, root, 'ListAccessTokens', { 'AccessTokenId.1': code.id });
       assert.equal(listed.status, 200, listed.text);
       assert.equal(listed.body.TotalCount, 1);
@@ -70,10 +70,10 @@ describe('two smcd nodes on one PostgreSQL database', { skip: await postgresSkip
   });
 
   it('120 concurrent imports of distinct machines across both nodes use a Count=20 code exactly 20 times', async () => {
-    const code = await createCode(nodes[0].url, root, { Name: 'race', Count: '20' });
+    const code = await createCode(nodes[0]!.url, root, { Name: 'race', Count: '20' });
     const results = await Promise.all(
       Array.from({ length: 120 }, (_, i) =>
-        callV1(nodes[i % 2].url, code, 'ImportSourceServer', { MachineId: `machine-${i}-${randomUUID()}`, Hostname: `host-${i}` }),
+        callV1(nodes[i % 2]!.url, code, 'ImportSourceServer', { MachineId: `machine-${i}-${randomUUID()}`, Hostname: `host-${i}` }),
       ),
     );
     const ok = results.filter((r) => r.status === 200);
@@ -92,36 +92,36 @@ describe('two smcd nodes on one PostgreSQL database', { skip: await postgresSkip
 
   it('a nonce accepted by one node is refused when the same request is replayed on the other', async () => {
     const query = encodeForm(v1Params(root, 'ListAccessTokens', { PageSize: '1' }, { nonce: randomUUID() }));
-    const first = await fetch(`${nodes[0].url}/?${query}`);
+    const first = await fetch(`${nodes[0]!.url}/?${query}`);
     assert.equal(first.status, 200, await first.text());
-    const replay = await fetch(`${nodes[1].url}/?${query}`);
+    const replay = await fetch(`${nodes[1]!.url}/?${query}`);
     const body = await replay.json();
     assert.equal(replay.status, 400);
     assert.equal(body.Code, 'SignatureNonceUsed');
     // And on the first node too, of course.
-    const again = await fetch(`${nodes[0].url}/?${query}`);
+    const again = await fetch(`${nodes[0]!.url}/?${query}`);
     assert.equal((await again.json()).Code, 'SignatureNonceUsed');
   });
 
   it('a code created on one node is listed and importable on the other', async () => {
-    const code = await createCode(nodes[0].url, root, { Name: 'crossnode', Count: '2' });
-    const listed = await callV1(nodes[1].url, root, 'ListAccessTokens', { Name: 'crossnode' });
+    const code = await createCode(nodes[0]!.url, root, { Name: 'crossnode', Count: '2' });
+    const listed = await callV1(nodes[1]!.url, root, 'ListAccessTokens', { Name: 'crossnode' });
     assert.equal(listed.status, 200, listed.text);
     assert.deepEqual(
       listed.body.AccessTokens.AccessToken.map((t: { AccessTokenId: string }) => t.AccessTokenId),
       [code.id],
     );
-    const imported = await callV1(nodes[1].url, code, 'ImportSourceServer', { MachineId: `m-${randomUUID()}`, Hostname: 'web-1' });
+    const imported = await callV1(nodes[1]!.url, code, 'ImportSourceServer', { MachineId: `m-${randomUUID()}`, Hostname: 'web-1' });
     assert.equal(imported.status, 200, imported.text);
     assert.match(imported.body.SourceId, /^s-[a-z0-9]{20}$/);
-    const counted = await callV1(nodes[0].url, root, 'ListAccessTokens', { 'AccessTokenId.1': code.id });
+    const counted = await callV1(nodes[0]!.url, root, 'ListAccessTokens', { 'AccessTokenId.1': code.id });
     assert.equal(counted.body.AccessTokens.AccessToken[0].RegisteredCount, '1');
   });
 
   it('a ClientToken sent to both nodes at once creates one code', async () => {
     const clientToken = randomUUID();
     const results = await Promise.all(
-      Array.from({ length: 10 }, (_, i) => callV1(nodes[i % 2].url, root, 'CreateAccessToken', { Name: 'idem', ClientToken: clientToken })),
+      Array.from({ length: 10 }, (_, i) => callV1(nodes[i % 2]!.url, root, 'CreateAccessToken', { Name: 'idem', ClientToken: clientToken })),
     );
     for (const r of results) assert.equal(r.status, 200, r.text);
     assert.equal(new Set(results.map((r) => r.body.AccessTokenId)).size, 1);
@@ -142,7 +142,7 @@ describe('two smcd nodes on one PostgreSQL database', { skip: await postgresSkip
     assert.notEqual(Number(exit[1]), 0);
     assert.match(err.message, /master key .* is not the one this database was written with/);
     // The nodes holding the right key are unaffected.
-    const listed = await callV1(nodes[0].url, root, 'ListAccessTokens', {});
+    const listed = await callV1(nodes[0]!.url, root, 'ListAccessTokens', {});
     assert.equal(listed.status, 200, listed.text);
   });
 });

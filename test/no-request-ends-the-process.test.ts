@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { Gauge } from 'prom-client';
+import { readRootCredentials } from '../src/bootstrap.ts';
 import { type ServerProcess, startServerProcess } from './helpers/process-server.ts';
 import { rawHttp } from './helpers/raw-http.ts';
-import { type TestServer, startTestServer, tempDir } from './helpers/server.ts';
+import { startTestServer, type TestServer, tempDir } from './helpers/server.ts';
 import { callV1 } from './helpers/sign.ts';
-import { readRootCredentials } from '../src/bootstrap.ts';
-import { rmSync } from 'node:fs';
 
 /** Every route the server answers, and a path it does not know. */
 const ROUTES = ['/', '/console/', '/console/app.js', '/metrics', '/healthz', '/readyz', '/agent/smcd-agent.sh', '/agent/info.json', '/nope'];
@@ -33,7 +33,8 @@ const SUFFIXES = [
   `${'A'.repeat(20_000)}`,
 ];
 
-const requestLine = (method: string, path: string) => Buffer.from(`${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`, 'latin1');
+const requestLine = (method: string, path: string) =>
+  Buffer.from(`${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`, 'latin1');
 
 describe('no request can end the process (API.md 5.1)', () => {
   let proc: ServerProcess;

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
 import { readRootCredentials } from '../src/bootstrap.ts';
-import { encodeForm, v1Params } from './helpers/sign.ts';
 import { startServerProcess } from './helpers/process-server.ts';
 import { tempDir } from './helpers/server.ts';
-import { rmSync } from 'node:fs';
+import { encodeForm, v1Params } from './helpers/sign.ts';
 
 describe('nonces are persisted: a replay is refused after a restart', () => {
   const dir = tempDir();

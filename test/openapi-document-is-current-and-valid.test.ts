@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { Validator } from '@seriousme/openapi-schema-validator';
-import { ACTIONS } from '../src/actions/index.ts';
 import { renderOpenApi } from '../scripts/openapi.ts';
+import { ACTIONS } from '../src/actions/index.ts';
 
 describe('docs/openapi.json is generated from the action table, current, and valid OpenAPI 3.1', () => {
   const committed = readFileSync(new URL('../docs/openapi.json', import.meta.url), 'utf8');
@@ -19,7 +19,7 @@ describe('docs/openapi.json is generated from the action table, current, and val
     assert.equal(validator.version, '3.1');
     // The validator does refuse a broken document: a path without its leading slash.
     const broken = JSON.parse(committed);
-    broken.paths = { 'CreateAccessToken': broken.paths['/?Action=CreateAccessToken'] };
+    broken.paths = { CreateAccessToken: broken.paths['/?Action=CreateAccessToken'] };
     assert.equal((await new Validator().validate(broken)).valid, false);
   });
 

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
-import { type TestServer, startTestServer } from './helpers/server.ts';
-import { REQUEST_ID, type Creds, callV1 } from './helpers/sign.ts';
+import { promisify } from 'node:util';
+import { startTestServer, type TestServer } from './helpers/server.ts';
+import { type Creds, callV1, REQUEST_ID } from './helpers/sign.ts';
 
 /**
  * The database goes away under a running smcd and comes back (issue 4): requests get
@@ -25,7 +25,7 @@ function findPgBin(): string | undefined {
     const versions = readdirSync(base)
       .filter((v) => existsSync(join(base, v, 'bin', 'initdb')))
       .sort((a, b) => Number(b) - Number(a));
-    if (versions.length > 0) return join(base, versions[0], 'bin');
+    if (versions[0]) return join(base, versions[0], 'bin');
   }
   for (const dir of (process.env.PATH ?? '').split(':')) {
     if (dir && existsSync(join(dir, 'initdb')) && existsSync(join(dir, 'pg_ctl'))) return dir;
@@ -70,9 +70,7 @@ async function startCluster(bin: string): Promise<Cluster> {
   if (user) chownSync(dir, user.uid, user.gid);
   const port = await freePort();
   const exec = (tool: string, args: string[]) =>
-    user
-      ? run('runuser', ['-u', 'postgres', '--', join(bin, tool), ...args], { cwd: dir })
-      : run(join(bin, tool), args, { cwd: dir });
+    user ? run('runuser', ['-u', 'postgres', '--', join(bin, tool), ...args], { cwd: dir }) : run(join(bin, tool), args, { cwd: dir });
   const pgCtl = async (...args: string[]) => {
     try {
       await exec('pg_ctl', ['-D', data, '-l', logFile, '-w', '-t', '60', ...args]);

@@ -3,9 +3,9 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { readRootCredentials, rootCredentialsPath } from '../src/bootstrap.ts';
-import { callV1 } from './helpers/sign.ts';
 import { SMCD_BIN } from './helpers/process-server.ts';
-import { type TestServer, startTestServer } from './helpers/server.ts';
+import { startTestServer, type TestServer } from './helpers/server.ts';
+import { callV1 } from './helpers/sign.ts';
 
 describe('smcd keys rotate-root', () => {
   let s: TestServer;
@@ -22,7 +22,11 @@ describe('smcd keys rotate-root', () => {
     const out = run.stdout;
     assert.match(out, /has a new secret/);
     // The change leaves an audit line (JSON on stderr) naming the key, not its secret.
-    const audit = run.stderr.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((l) => l.audit === 'keys.rotate-root');
+    const audit = run.stderr
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l))
+      .find((l) => l.audit === 'keys.rotate-root');
     assert.equal(audit?.accessKeyId, old.id);
     const c = readRootCredentials(s.dir)!;
     assert.equal(c.AccessKeyId, old.id);

@@ -6,26 +6,26 @@ import { createServer, type Server } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import net, { type AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 import { DAY_MS } from '../src/domain/time.ts';
 import { SMCD_BIN } from './helpers/process-server.ts';
-import { type TestServer, startTestServer } from './helpers/server.ts';
-import { callV1, timestampNow } from './helpers/sign.ts';
+import { startTestServer, type TestServer } from './helpers/server.ts';
 import {
   type AgentRun,
-  FIXTURES,
-  type Shell,
   assertShell,
+  FIXTURES,
   readStateFile,
   recordingPath,
   runAgent,
+  type Shell,
   scratchDir,
   shell,
   shellSkip,
   startAgent,
 } from './helpers/shell-agent.ts';
+import { callV1, timestampNow } from './helpers/sign.ts';
 
 const SUCCESS = /^Import Source Server \[(s-[a-z0-9]{20})\] Successfully!\n$/;
 const PACKAGE_VERSION = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version as string;
@@ -118,16 +118,6 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-async function waitFor<T>(what: string, ms: number, check: () => Promise<T | undefined> | T | undefined): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) assert.fail(`gave up waiting for ${what} after ${ms} ms`);
-    await sleep(100);
-  }
-}
-
 const hmacHex = (key: string, message: string) => createHmac('sha256', key).update(message).digest('hex');
 
 for (const sh of [shell('dash'), shell('busybox')]) {
@@ -204,7 +194,10 @@ for (const sh of [shell('dash'), shell('busybox')]) {
       assert.equal(lost.code, 1);
       assert.equal(lost.stdout, '');
       assert.match(lost.stderr, new RegExp(`another source already owns this machine's MachineId \\(${machineId}\\).*${sourceId}`));
-      assert.match(lost.stderr, /cloned.*Delete that source on the server, or import from the machine that holds its key.*SMCD_MACHINE_ID.*\(SourceServer\.MachineIdInUse\)/s);
+      assert.match(
+        lost.stderr,
+        /cloned.*Delete that source on the server, or import from the machine that holds its key.*SMCD_MACHINE_ID.*\(SourceServer\.MachineIdInUse\)/s,
+      );
       assert.equal(existsSync(state), false);
       assert.equal(await registeredCount(code.id), '1');
     });
@@ -222,7 +215,10 @@ for (const sh of [shell('dash'), shell('busybox')]) {
 
       const disabled = await createCode();
       assert.equal((await callV1(s.url, s.root, 'DisableAccessToken', { AccessTokenId: disabled.id })).status, 200);
-      await expect(codeEnv(disabled), new RegExp(`^smcd-agent: the activation code has been disabled: ask for a new one \\(${disabled.id}, AccessToken\\.Disabled\\)\n$`));
+      await expect(
+        codeEnv(disabled),
+        new RegExp(`^smcd-agent: the activation code has been disabled: ask for a new one \\(${disabled.id}, AccessToken\\.Disabled\\)\n$`),
+      );
 
       // Created two days ago with one day to live.
       offsetMs = -2 * DAY_MS;
@@ -233,16 +229,25 @@ for (const sh of [shell('dash'), shell('busybox')]) {
       const single = await createCode({ Count: '1' });
       const first = { SMCD_MACHINE_ID: newMachine(), SMCD_STATE_FILE: stateFile() };
       assert.equal((await agent(sh, ['import', '--endpoint', s.url], { ...codeEnv(single), ...first })).code, 0);
-      await expect(codeEnv(single), /used the maximum number of times: create a new one; machines it imported before can still re-import with it .*AccessToken\.CountExceeded/);
+      await expect(
+        codeEnv(single),
+        /used the maximum number of times: create a new one; machines it imported before can still re-import with it .*AccessToken\.CountExceeded/,
+      );
       const firstAgain = await agent(sh, ['import', '--endpoint', s.url], { ...codeEnv(single), ...first });
       assert.equal(firstAgain.code, 0, firstAgain.stderr);
       assert.equal(await registeredCount(single.id), '1');
 
       const bound = await createCode({ IpAddressRange: '10.0.0.0/8' });
-      await expect(codeEnv(bound), /may not be used from this machine's address: .*\(127\.0\.0\.1\).*import from an allowed address or use a code whose range includes it .*AccessToken\.IpNotAllowed/);
+      await expect(
+        codeEnv(bound),
+        /may not be used from this machine's address: .*\(127\.0\.0\.1\).*import from an allowed address or use a code whose range includes it .*AccessToken\.IpNotAllowed/,
+      );
 
       const good = await createCode();
-      await expect({ SMCD_CODE_ID: good.id, SMCD_CODE: 'A'.repeat(32) }, new RegExp(`the activation code does not match its id ${good.id}: check SMCD_CODE \\(SignatureDoesNotMatch\\)`));
+      await expect(
+        { SMCD_CODE_ID: good.id, SMCD_CODE: 'A'.repeat(32) },
+        new RegExp(`the activation code does not match its id ${good.id}: check SMCD_CODE \\(SignatureDoesNotMatch\\)`),
+      );
       const deleted = await createCode();
       assert.equal((await callV1(s.url, s.root, 'DeleteAccessToken', { AccessTokenId: deleted.id })).status, 200);
       await expect(codeEnv(deleted), new RegExp(`the activation code ${deleted.id} is not known to ${s.url}: it was mistyped or has been deleted`));
@@ -279,8 +284,14 @@ for (const sh of [shell('dash'), shell('busybox')]) {
       }
       const help = await agent(sh, ['help'], {});
       assert.equal(help.code, 0);
-      assert.match(help.stdout, /curl -fsSL https:\/\/smcd\.example\.com\/agent\/smcd-agent\.sh \| SMCD_CODE_ID=at-\.\.\. SMCD_CODE=\.\.\. sh -s -- import/);
-      assert.match(help.stdout, /wget -qO- https:\/\/smcd\.example\.com\/agent\/smcd-agent\.sh \| SMCD_CODE_ID=at-\.\.\. SMCD_CODE=\.\.\. sh -s -- import/);
+      assert.match(
+        help.stdout,
+        /curl -fsSL https:\/\/smcd\.example\.com\/agent\/smcd-agent\.sh \| SMCD_CODE_ID=at-\.\.\. SMCD_CODE=\.\.\. sh -s -- import/,
+      );
+      assert.match(
+        help.stdout,
+        /wget -qO- https:\/\/smcd\.example\.com\/agent\/smcd-agent\.sh \| SMCD_CODE_ID=at-\.\.\. SMCD_CODE=\.\.\. sh -s -- import/,
+      );
     });
 
     it("the code from --code-stdin, from the Node agent's variable names, and the endpoint from SMCD_ENDPOINT", async () => {
@@ -293,7 +304,13 @@ for (const sh of [shell('dash'), shell('busybox')]) {
       );
       assert.equal(viaStdin.code, 0, viaStdin.stderr);
       assert.match(viaStdin.stdout, SUCCESS);
-      const nodeNames = await agent(sh, ['import'], { SMCD_TOKEN_ID: code.id, SMCD_TOKEN_CODE: code.code, SMCD_ENDPOINT: s.url, SMCD_MACHINE_ID: newMachine(), SMCD_STATE_FILE: stateFile() });
+      const nodeNames = await agent(sh, ['import'], {
+        SMCD_TOKEN_ID: code.id,
+        SMCD_TOKEN_CODE: code.code,
+        SMCD_ENDPOINT: s.url,
+        SMCD_MACHINE_ID: newMachine(),
+        SMCD_STATE_FILE: stateFile(),
+      });
       assert.equal(nodeNames.code, 0, nodeNames.stderr);
       assert.equal(await registeredCount(code.id), '2');
     });
@@ -343,8 +360,14 @@ for (const sh of [shell('dash'), shell('busybox')]) {
       assert.equal((await callV1(s.url, s.root, 'DeleteSourceServer', { SourceId: sourceId })).status, 200);
       const gone = await agent(sh, ['heartbeat'], env);
       assert.equal(gone.code, 1);
-      assert.match(gone.stderr, new RegExp(`${s.url} no longer accepts the key of source ${sourceId} \\(InvalidAccessKeyId\\.NotFound\\): the source was deleted`));
-      assert.match(gone.stderr, /Import this machine again with an activation code: curl -fsSL .*\/agent\/smcd-agent\.sh \| SMCD_CODE_ID=at-\.\.\. SMCD_CODE=\.\.\. sh -s -- import/);
+      assert.match(
+        gone.stderr,
+        new RegExp(`${s.url} no longer accepts the key of source ${sourceId} \\(InvalidAccessKeyId\\.NotFound\\): the source was deleted`),
+      );
+      assert.match(
+        gone.stderr,
+        /Import this machine again with an activation code: curl -fsSL .*\/agent\/smcd-agent\.sh \| SMCD_CODE_ID=at-\.\.\. SMCD_CODE=\.\.\. sh -s -- import/,
+      );
       const noState = await agent(sh, ['heartbeat'], { SMCD_STATE_FILE: stateFile() });
       assert.equal(noState.code, 1);
       assert.match(noState.stderr, /no saved source key at .*: import this machine first/);
@@ -370,7 +393,12 @@ for (const sh of [shell('dash'), shell('busybox')]) {
       const run = await agent(sh, ['heartbeat'], { SMCD_STATE_FILE: state });
       assert.equal(run.code, 1);
       assert.match(run.stderr, /is damaged \(no valid source id or key\): import this machine again/);
-      writeFileSync(state, readFileSync(state, 'utf8').replace(/^source_key_id=.*$/m, 'source_key_id=sk-0123456789abcdefghij').replace(/^source_key_secret=.*$/m, 'source_key_secret=abc'));
+      writeFileSync(
+        state,
+        readFileSync(state, 'utf8')
+          .replace(/^source_key_id=.*$/m, 'source_key_id=sk-0123456789abcdefghij')
+          .replace(/^source_key_secret=.*$/m, 'source_key_secret=abc'),
+      );
       const noEndpoint = await agent(sh, ['heartbeat'], { SMCD_STATE_FILE: state });
       assert.equal(noEndpoint.code, 1);
       assert.match(noEndpoint.stderr, /names no valid endpoint: pass --endpoint URL or set SMCD_ENDPOINT/);
@@ -381,7 +409,37 @@ for (const sh of [shell('dash'), shell('busybox')]) {
       const code = await createCode();
       const dir = scratchDir('smcd-argv-log-');
       const log = join(dir, 'argv.log');
-      const tools = ['openssl', 'curl', 'wget', 'od', 'sed', 'awk', 'sort', 'tr', 'cut', 'head', 'cat', 'mkdir', 'chmod', 'mv', 'rm', 'date', 'uname', 'ip', 'hostname', 'grep', 'id', 'ln', 'nproc', 'getconf', 'rmdir', 'sleep', 'kill', 'timeout', 'env'];
+      const tools = [
+        'openssl',
+        'curl',
+        'wget',
+        'od',
+        'sed',
+        'awk',
+        'sort',
+        'tr',
+        'cut',
+        'head',
+        'cat',
+        'mkdir',
+        'chmod',
+        'mv',
+        'rm',
+        'date',
+        'uname',
+        'ip',
+        'hostname',
+        'grep',
+        'id',
+        'ln',
+        'nproc',
+        'getconf',
+        'rmdir',
+        'sleep',
+        'kill',
+        'timeout',
+        'env',
+      ];
       const path = recordingPath(sh, log, tools);
       const state = stateFile();
       const env = { PATH: path, SMCD_STATE_FILE: state, SMCD_MACHINE_ID: newMachine() };
@@ -421,7 +479,12 @@ for (const sh of [shell('dash'), shell('busybox')]) {
       const beat = await agent(sh, ['heartbeat'], env);
       assert.equal(beat.code, 0, beat.stderr);
       assert.equal((await callV1(s.url, s.root, 'DisableAccessToken', { AccessTokenId: code.id })).status, 200);
-      const refused = await agent(sh, ['import', '--endpoint', s.url], { ...env, ...codeEnv(code), SMCD_STATE_FILE: stateFile(), SMCD_MACHINE_ID: newMachine() });
+      const refused = await agent(sh, ['import', '--endpoint', s.url], {
+        ...env,
+        ...codeEnv(code),
+        SMCD_STATE_FILE: stateFile(),
+        SMCD_MACHINE_ID: newMachine(),
+      });
       assert.equal(refused.code, 1);
       if (sh.name === 'busybox') {
         // BusyBox wget drops the body of an error answer: only the status is known.
@@ -475,22 +538,48 @@ for (const sh of [shell('dash'), shell('busybox')]) {
 
     it('503, 429, an unknown code with quotes and escapes in its message, HTML, and a 200 without a source', async () => {
       const cases: Array<[number, string, string, RegExp]> = [
-        [503, JSON.stringify({ RequestId: 'R1', Code: 'ServiceUnavailable', Message: 'down' }), 'application/json', /cannot reach its store right now \(ServiceUnavailable\): try again shortly/],
-        [429, JSON.stringify({ RequestId: 'R2', Code: 'Throttling.User', Message: 'slow down' }), 'application/json', /is refusing this address after too many failed authentications \(Throttling\.User\): wait a minute/],
+        [
+          503,
+          JSON.stringify({ RequestId: 'R1', Code: 'ServiceUnavailable', Message: 'down' }),
+          'application/json',
+          /cannot reach its store right now \(ServiceUnavailable\): try again shortly/,
+        ],
+        [
+          429,
+          JSON.stringify({ RequestId: 'R2', Code: 'Throttling.User', Message: 'slow down' }),
+          'application/json',
+          /is refusing this address after too many failed authentications \(Throttling\.User\): wait a minute/,
+        ],
         [
           400,
-          JSON.stringify({ RequestId: 'R3', HostId: 'h', Code: 'InvalidParameter.Name', Message: 'may contain only "." and \\ \u001b[31mred\n{"nested":1}', Recommend: 'x' }),
+          JSON.stringify({
+            RequestId: 'R3',
+            HostId: 'h',
+            Code: 'InvalidParameter.Name',
+            Message: 'may contain only "." and \\ \u001b[31mred\n{"nested":1}',
+            Recommend: 'x',
+          }),
           'application/json',
-          /refused the request: InvalidParameter\.Name: may contain only "\." and \\  \[31mred \{"nested":1\} \(RequestId R3\)\n$/,
+          /refused the request: InvalidParameter\.Name: may contain only "\." and \\ {2}\[31mred \{"nested":1\} \(RequestId R3\)\n$/,
         ],
         [502, '<html><body>Bad Gateway</body></html>', 'text/html', /answered HTTP 502 without an SMC error: is it an smcd server\?/],
-        [200, JSON.stringify({ RequestId: 'R4', Nested: { SourceId: 's-00000000000000000000' } }), 'application/json', /answered ImportSourceServer without a SourceId and source key: is it an smcd server\?/],
+        [
+          200,
+          JSON.stringify({ RequestId: 'R4', Nested: { SourceId: 's-00000000000000000000' } }),
+          'application/json',
+          /answered ImportSourceServer without a SourceId and source key: is it an smcd server\?/,
+        ],
       ];
       for (const [status, body, type, pattern] of cases) {
         const srv = await stub(status, body, type);
         try {
           const state = stateFile();
-          const run = await agent(sh, ['import', '--endpoint', srv.url], { SMCD_CODE_ID: 'at-aaaaaaaaaaaaaaaaaaaa', SMCD_CODE: 'B'.repeat(32), SMCD_STATE_FILE: state, SMCD_MACHINE_ID: newMachine() });
+          const run = await agent(sh, ['import', '--endpoint', srv.url], {
+            SMCD_CODE_ID: 'at-aaaaaaaaaaaaaaaaaaaa',
+            SMCD_CODE: 'B'.repeat(32),
+            SMCD_STATE_FILE: state,
+            SMCD_MACHINE_ID: newMachine(),
+          });
           assert.equal(run.code, 1, run.stderr);
           assert.match(run.stderr, pattern);
           assert.ok(!run.stderr.includes('\u001b'), 'no terminal escape reaches the terminal');
@@ -508,11 +597,37 @@ async function tlsFront() {
   const dir = scratchDir('smcd-tls-');
   const key = join(dir, 'key.pem');
   const cert = join(dir, 'cert.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ],
+    { stdio: 'ignore' },
+  );
   const server = createTlsServer({ key: readFileSync(key), cert: readFileSync(cert) }, async (req, res) => {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
-    const upstream = await fetch(`${s.url}/`, { method: 'POST', headers: { 'content-type': String(req.headers['content-type']) }, body: Buffer.concat(chunks) });
+    const upstream = await fetch(`${s.url}/`, {
+      method: 'POST',
+      headers: { 'content-type': String(req.headers['content-type']) },
+      body: Buffer.concat(chunks),
+    });
     res.writeHead(upstream.status, { 'content-type': 'application/json' });
     res.end(await upstream.text());
   });
@@ -530,7 +645,13 @@ describe('the shell agent beside the Node agent', shellSkip(shell('dash')), () =
     const machineId = newMachine();
     const nodeRun = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
       const child = spawn(process.execPath, [SMCD_BIN, 'agent', 'import', '--endpoint', s.url, '--state-dir', stateDir], {
-        env: { PATH: process.env.PATH, HOME: dirname(stateDir), SMCD_TOKEN_ID: code.id, SMCD_TOKEN_CODE: code.code, SMCD_AGENT_MACHINE_ID: machineId },
+        env: {
+          PATH: process.env.PATH,
+          HOME: dirname(stateDir),
+          SMCD_TOKEN_ID: code.id,
+          SMCD_TOKEN_CODE: code.code,
+          SMCD_AGENT_MACHINE_ID: machineId,
+        },
       });
       let stdout = '';
       let stderr = '';
@@ -543,17 +664,29 @@ describe('the shell agent beside the Node agent', shellSkip(shell('dash')), () =
     secrets.add(nodeState.sourceKeySecret);
 
     // The shell agent's default state for a non-root user is ~/.smcd-agent/state, beside source.json.
-    const run = await agent(sh, ['import', '--endpoint', s.url], { ...codeEnv(code), SMCD_STATE_FILE: join(stateDir, 'state'), SMCD_MACHINE_ID: machineId });
+    const run = await agent(sh, ['import', '--endpoint', s.url], {
+      ...codeEnv(code),
+      SMCD_STATE_FILE: join(stateDir, 'state'),
+      SMCD_MACHINE_ID: machineId,
+    });
     assert.equal(run.code, 0, run.stderr);
     assert.equal(run.stdout, `Import Source Server [${nodeState.sourceId}] Successfully!\n`);
     assert.equal(await registeredCount(code.id), '1');
 
     const updated = JSON.parse(readFileSync(join(stateDir, 'source.json'), 'utf8'));
     const ours = readState(join(stateDir, 'state'));
-    assert.deepEqual(updated, { endpoint: s.url, sourceId: ours.source_id, sourceKeyId: ours.source_key_id, sourceKeySecret: ours.source_key_secret, heartbeatRate: 1 });
+    assert.deepEqual(updated, {
+      endpoint: s.url,
+      sourceId: ours.source_id!,
+      sourceKeyId: ours.source_key_id!,
+      sourceKeySecret: ours.source_key_secret!,
+      heartbeatRate: 1,
+    });
     assert.notEqual(updated.sourceKeySecret, nodeState.sourceKeySecret);
     assert.equal(statSync(join(stateDir, 'source.json')).mode & 0o777, 0o600);
-    const beat = await callV1(s.url, { id: updated.sourceKeyId, secret: updated.sourceKeySecret }, 'ReportSourceServerHeartbeat', { SourceId: updated.sourceId });
+    const beat = await callV1(s.url, { id: updated.sourceKeyId, secret: updated.sourceKeySecret }, 'ReportSourceServerHeartbeat', {
+      SourceId: updated.sourceId,
+    });
     assert.equal(beat.status, 200, 'the Node agent can keep beating with the key the shell agent saved for it');
   });
 });

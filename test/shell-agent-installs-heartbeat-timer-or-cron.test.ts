@@ -1,17 +1,17 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 
 import {
-  SHELL_AGENT,
   type AgentRun,
-  type Shell,
   assertShell,
   fakeSchedulers,
   recordingPath,
   runAgent,
+  SHELL_AGENT,
+  type Shell,
   scratchDir,
   shell,
   shellSkip,
@@ -51,7 +51,8 @@ function allFiles(dir: string): string[] {
 }
 
 function assertNoSecretUnder(...dirs: string[]) {
-  for (const dir of dirs) for (const f of allFiles(dir)) assert.ok(!readFileSync(f, 'utf8').includes(SECRET), `the source key secret is still in ${f}`);
+  for (const dir of dirs)
+    for (const f of allFiles(dir)) assert.ok(!readFileSync(f, 'utf8').includes(SECRET), `the source key secret is still in ${f}`);
 }
 
 const log = (path: string) => (existsSync(path) ? readFileSync(path, 'utf8') : '');
@@ -84,7 +85,10 @@ for (const sh of [shell('dash'), shell('busybox')]) {
       const run = await install(sh, ['install'], env);
       assert.equal(run.code, 0, run.stderr);
       assert.equal(run.stderr, '');
-      assert.match(run.stdout, /Installed the agent as \/usr\/local\/sbin\/smcd-agent\.\nHeartbeats every 45 s by systemd: smcd-agent-heartbeat\.timer/);
+      assert.match(
+        run.stdout,
+        /Installed the agent as \/usr\/local\/sbin\/smcd-agent\.\nHeartbeats every 45 s by systemd: smcd-agent-heartbeat\.timer/,
+      );
 
       const copy = join(root, 'usr/local/sbin/smcd-agent');
       assert.equal(readFileSync(copy, 'utf8'), readFileSync(SHELL_AGENT, 'utf8'), 'a copy of the script that ran');
@@ -121,7 +125,11 @@ for (const sh of [shell('dash'), shell('busybox')]) {
       writeFileSync(join(state.dir, 'source.json'), JSON.stringify({ sourceKeySecret: SECRET }));
       const gone = await install(sh, ['uninstall'], env);
       assert.equal(gone.code, 0, gone.stderr);
-      assert.equal(log(fakes.log).split('\n').slice(2).join('\n'), 'systemctl disable --now smcd-agent-heartbeat.timer\nsystemctl daemon-reload\ncrontab -l\n', 'and a look for an entry in the crontab');
+      assert.equal(
+        log(fakes.log).split('\n').slice(2).join('\n'),
+        'systemctl disable --now smcd-agent-heartbeat.timer\nsystemctl daemon-reload\ncrontab -l\n',
+        'and a look for an entry in the crontab',
+      );
       for (const f of [copy, `${root}/${UNIT}.service`, `${root}/${UNIT}.timer`, state.file, join(state.dir, 'source.json')]) {
         assert.equal(existsSync(f), false, `${f} removed`);
       }
@@ -178,7 +186,10 @@ for (const sh of [shell('dash'), shell('busybox')]) {
       const path = recordingPath(sh, join(root, 'argv.log'), tools);
       const run = await install(sh, ['install'], { SMCD_INSTALL_ROOT: root, SMCD_STATE_FILE: state.file, PATH: path });
       assert.equal(run.code, 1);
-      assert.match(run.stderr, /no scheduler found \(no systemd, no \/etc\/cron\.d, no crontab\): keep "\/usr\/local\/sbin\/smcd-agent heartbeat --loop" running/);
+      assert.match(
+        run.stderr,
+        /no scheduler found \(no systemd, no \/etc\/cron\.d, no crontab\): keep "\/usr\/local\/sbin\/smcd-agent heartbeat --loop" running/,
+      );
     });
 
     it('uninstall refuses to call it done while a copy of the key is left behind', async () => {

@@ -3,9 +3,9 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { type TestServer, startTestServer } from './helpers/server.ts';
+import { startTestServer, type TestServer } from './helpers/server.ts';
+import { assertShell, fakeSchedulers, readStateFile, runAgent, runShell, SHELL_AGENT, scratchDir, shell, shellSkip } from './helpers/shell-agent.ts';
 import { callV1 } from './helpers/sign.ts';
-import { SHELL_AGENT, assertShell, fakeSchedulers, readStateFile, runAgent, runShell, scratchDir, shell, shellSkip } from './helpers/shell-agent.ts';
 
 const SUCCESS = /^Import Source Server \[(s-[a-z0-9]{20})\] Successfully!\n/;
 
@@ -45,7 +45,13 @@ for (const sh of [shell('dash'), shell('busybox')]) {
     it('curl -fsSL <url>/agent/smcd-agent.sh | SMCD_CODE_ID=.. SMCD_CODE=.. sh -s -- import --no-install', async () => {
       const code = await createCode();
       const state = join(scratchDir('smcd-oneliner-'), 'state');
-      const run = await oneLiner('curl -fsSL', 'import --no-install', { URL: s.url, ID: code.id, CODE: code.code, SMCD_STATE_FILE: state, SMCD_MACHINE_ID: `oneliner-curl-${sh.name}` });
+      const run = await oneLiner('curl -fsSL', 'import --no-install', {
+        URL: s.url,
+        ID: code.id,
+        CODE: code.code,
+        SMCD_STATE_FILE: state,
+        SMCD_MACHINE_ID: `oneliner-curl-${sh.name}`,
+      });
       assert.equal(run.code, 0, run.stderr);
       assert.match(run.stdout, SUCCESS);
       assert.equal(readStateFile(state).endpoint, s.url, 'the endpoint came from the served script');
@@ -75,7 +81,10 @@ for (const sh of [shell('dash'), shell('busybox')]) {
       if (process.getuid?.() === 0) {
         const served = await (await fetch(`${s.url}/agent/smcd-agent.sh`)).text();
         assert.equal(readFileSync(installed, 'utf8'), served, 'piped into sh, the agent fetched itself from the route');
-        assert.match(readFileSync(join(root, 'etc/cron.d/smcd-agent'), 'utf8'), /^\* \* \* \* \* root SMCD_STATE_FILE=\S+ \/usr\/local\/sbin\/smcd-agent heartbeat/m);
+        assert.match(
+          readFileSync(join(root, 'etc/cron.d/smcd-agent'), 'utf8'),
+          /^\* \* \* \* \* root SMCD_STATE_FILE=\S+ \/usr\/local\/sbin\/smcd-agent heartbeat/m,
+        );
         // The installed copy beats with the saved key and the endpoint baked into it.
         const beat = await runAgent(sh, ['heartbeat'], { script: installed, env: { SMCD_STATE_FILE: state } });
         assert.equal(beat.code, 0, beat.stderr);

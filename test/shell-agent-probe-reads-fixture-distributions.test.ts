@@ -6,9 +6,9 @@ import { before, describe, it } from 'node:test';
 
 import { importParams, systemInfoOf } from '../src/agent/import.ts';
 import { readMachineId } from '../src/agent/machine-id.ts';
-import { type MachineInfo, collectMachineInfo } from '../src/agent/probe.ts';
+import { collectMachineInfo, type MachineInfo } from '../src/agent/probe.ts';
 import { flattenParams } from '../src/client/rpc-client.ts';
-import { FIXTURES, type Shell, assertShell, parseProbe, runAgent, scratchDir, shell, shellSkip, shellWithAwk } from './helpers/shell-agent.ts';
+import { assertShell, FIXTURES, parseProbe, runAgent, type Shell, scratchDir, shell, shellSkip, shellWithAwk } from './helpers/shell-agent.ts';
 
 const PACKAGE_VERSION = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version as string;
 const KIB = 1024;
@@ -194,7 +194,11 @@ for (const sh of SHELLS) {
         const root = join(FIXTURES, name);
         const { params } = await probe(sh, root);
         assertExpected(params, want);
-        assert.deepEqual([...params.entries()], await nodeParams(root, params), 'the same parameters, in the same order, as src/agent/import.ts importParams');
+        assert.deepEqual(
+          [...params.entries()],
+          await nodeParams(root, params),
+          'the same parameters, in the same order, as src/agent/import.ts importParams',
+        );
       });
     }
   });
@@ -207,13 +211,19 @@ for (const sh of [shell('dash'), shell('busybox')]) {
     it('older release files when there is no os-release: redhat-release, SuSE-release, alpine-release, none', async () => {
       const cases: Array<[Record<string, string>, string, string, number]> = [
         [
-          { ...kernelFiles('rhel6', '2.6.32-754.el6.i686', 'i686'), 'etc/redhat-release': 'Red Hat Enterprise Linux Server release 6.10 (Santiago)\n' },
+          {
+            ...kernelFiles('rhel6', '2.6.32-754.el6.i686', 'i686'),
+            'etc/redhat-release': 'Red Hat Enterprise Linux Server release 6.10 (Santiago)\n',
+          },
           'Red Hat Enterprise Linux Server 6.10',
           'i386',
           2,
         ],
         [
-          { ...kernelFiles('sles11', '3.0.101-63-default', 's390x'), 'etc/SuSE-release': 'SUSE Linux Enterprise Server 11 (s390x)\nVERSION = 11\nPATCHLEVEL = 4\n' },
+          {
+            ...kernelFiles('sles11', '3.0.101-63-default', 's390x'),
+            'etc/SuSE-release': 'SUSE Linux Enterprise Server 11 (s390x)\nVERSION = 11\nPATCHLEVEL = 4\n',
+          },
           'SUSE Linux Enterprise Server 11.4',
           's390x',
           3,
@@ -284,7 +294,9 @@ for (const sh of [shell('dash'), shell('busybox')]) {
     it('SMCD_MACHINE_ID overrides the machine id (cloned machines); a malformed one is a usage error', async () => {
       const root = join(FIXTURES, 'centos7');
       assert.equal((await probe(sh, root, { SMCD_MACHINE_ID: 'clone-01.web:2' })).params.get('MachineId'), 'clone-01.web:2');
-      const bad = await runAgent(sh, ['probe'], { env: { SMCD_PROBE_ROOT: root, SMCD_STATE_FILE: join(scratchDir(), 'state'), SMCD_MACHINE_ID: 'no spaces' } });
+      const bad = await runAgent(sh, ['probe'], {
+        env: { SMCD_PROBE_ROOT: root, SMCD_STATE_FILE: join(scratchDir(), 'state'), SMCD_MACHINE_ID: 'no spaces' },
+      });
       assert.equal(bad.code, 2);
       assert.match(bad.stderr, /SMCD_MACHINE_ID must be/);
     });
@@ -305,7 +317,10 @@ for (const sh of [shell('dash'), shell('busybox')]) {
       assert.equal(params.get('Platform'), node.Platform);
       assert.equal(params.get('SystemDiskSize'), node.SystemDiskSize);
       for (const [k, v] of Object.entries(node)) if (k.startsWith('DataDisk.')) assert.equal(params.get(k), v, k);
-      assert.equal([...params.keys()].filter((k) => k.startsWith('DataDisk.')).length, Object.keys(node).filter((k) => k.startsWith('DataDisk.')).length);
+      assert.equal(
+        [...params.keys()].filter((k) => k.startsWith('DataDisk.')).length,
+        Object.keys(node).filter((k) => k.startsWith('DataDisk.')).length,
+      );
       if (existsSync('/etc/machine-id')) assert.equal(params.get('MachineId'), await readMachineId(scratchDir()));
     });
   });

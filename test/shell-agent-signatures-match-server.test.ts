@@ -4,7 +4,7 @@ import { before, describe, it } from 'node:test';
 
 import { sourceProof } from '../src/crypto/source-proof.ts';
 import { v1Signature } from '../src/rpc/sign-v1.ts';
-import { SHELL_AGENT, assertShell, runAgent, shell, shellSkip } from './helpers/shell-agent.ts';
+import { assertShell, runAgent, SHELL_AGENT, shell, shellSkip } from './helpers/shell-agent.ts';
 
 const hex = (s: string) => Buffer.from(s, 'utf8').toString('hex');
 
@@ -45,7 +45,23 @@ function awkward(maxPieces: number): string {
 }
 
 /** Names: mostly what real requests send, plus prefixes of one another and non-ASCII ones. */
-const NAMES = ['Action', 'A', 'AB', 'A.1', 'A.10', 'A.2', 'a', 'Name', 'Name.1', 'DataDisk.1.Path', 'DataDisk.10.Path', 'Ä', 'Zeta', 'z~', 'SystemInfo'];
+const NAMES = [
+  'Action',
+  'A',
+  'AB',
+  'A.1',
+  'A.10',
+  'A.2',
+  'a',
+  'Name',
+  'Name.1',
+  'DataDisk.1.Path',
+  'DataDisk.10.Path',
+  'Ä',
+  'Zeta',
+  'z~',
+  'SystemInfo',
+];
 
 interface Case {
   secret: string;
@@ -76,7 +92,10 @@ const VALUES = CASES.reduce((n, c) => n + c.pairs.length, 0);
 describe('the shell agent signs exactly as the server verifies', () => {
   it(`the corpus has hundreds of awkward values (${VALUES})`, () => {
     assert.ok(VALUES >= 300, `${VALUES} values`);
-    assert.ok(CASES.some((c) => Buffer.byteLength(`${c.secret}&`) > 64), 'some keys exceed the HMAC block');
+    assert.ok(
+      CASES.some((c) => Buffer.byteLength(`${c.secret}&`) > 64),
+      'some keys exceed the HMAC block',
+    );
   });
 
   it('declares its version once, as sh-<package version>, and the endpoint placeholder on one line', () => {

@@ -52,7 +52,14 @@ describe('signature computation matches Alibaba Cloud', () => {
       'secret',
     ) as string;
     const signedHeaders = Object.keys(headers).sort();
-    const canonical = v3CanonicalRequest({ method: 'POST', path: '/', query: Object.entries(query), headers, signedHeaders, payloadHash: headers['x-acs-content-sha256'] });
+    const canonical = v3CanonicalRequest({
+      method: 'POST',
+      path: '/',
+      query: Object.entries(query),
+      headers,
+      signedHeaders,
+      payloadHash: headers['x-acs-content-sha256']!,
+    });
     const ours = `ACS3-HMAC-SHA256 Credential=LTAIexample,SignedHeaders=${signedHeaders.join(';')},Signature=${v3Signature(canonical, 'secret')}`;
     assert.equal(ours, expected);
   });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { startTestServer, type TestServer, testClock } from './helpers/server.ts';
 import { type Creds, callV1 } from './helpers/sign.ts';
-import { type TestServer, startTestServer, testClock } from './helpers/server.ts';
 
 describe('sources: heartbeats, states, DescribeSourceServers filters and paging, modify and delete', () => {
   let s: TestServer;
@@ -30,7 +30,7 @@ describe('sources: heartbeats, states, DescribeSourceServers filters and paging,
 
   const describeSources = (params: Record<string, string>) => callV1(s.url, s.root, 'DescribeSourceServers', params, { timestamp: ts() });
   const beat = (m: string, params: Record<string, string> = {}) =>
-    callV1(s.url, keys[m].key, 'ReportSourceServerHeartbeat', { SourceId: keys[m].sourceId, ...params }, { timestamp: ts() });
+    callV1(s.url, keys[m]!.key, 'ReportSourceServerHeartbeat', { SourceId: keys[m]!.sourceId, ...params }, { timestamp: ts() });
 
   it('default page size 10, newest first, integer fields as integers', async () => {
     const r = await describeSources({});
@@ -46,7 +46,7 @@ describe('sources: heartbeats, states, DescribeSourceServers filters and paging,
   });
 
   it('filters: SourceId.N, Name, AccessTokenId; unknown ids match nothing', async () => {
-    const byIds = await describeSources({ 'SourceId.1': keys.m1.sourceId, 'SourceId.2': keys.m9.sourceId, 'SourceId.3': 's-unknown' });
+    const byIds = await describeSources({ 'SourceId.1': keys.m1!.sourceId, 'SourceId.2': keys.m9!.sourceId, 'SourceId.3': 's-unknown' });
     assert.deepEqual(byIds.body.SourceServers.SourceServer.map((x: any) => x.MachineId).sort(), ['m1', 'm9']);
     assert.equal((await describeSources({ Name: 'host3' })).body.TotalCount, 1);
     assert.equal((await describeSources({ AccessTokenId: codeB.id })).body.TotalCount, 4);
@@ -56,14 +56,14 @@ describe('sources: heartbeats, states, DescribeSourceServers filters and paging,
   it('a source heartbeats only for itself: another SourceId is Forbidden.RAM, a missing one NotFound', async () => {
     assert.equal((await beat('m0')).status, 200);
     assert.equal((await beat('m0')).body.HeartbeatRate, 10);
-    const other = await callV1(s.url, keys.m0.key, 'ReportSourceServerHeartbeat', { SourceId: keys.m1.sourceId }, { timestamp: ts() });
+    const other = await callV1(s.url, keys.m0!.key, 'ReportSourceServerHeartbeat', { SourceId: keys.m1!.sourceId }, { timestamp: ts() });
     assert.equal(other.status, 403);
     assert.equal(other.body.Code, 'Forbidden.RAM');
-    const missing = await callV1(s.url, keys.m0.key, 'ReportSourceServerHeartbeat', { SourceId: 's-doesnotexist' }, { timestamp: ts() });
+    const missing = await callV1(s.url, keys.m0!.key, 'ReportSourceServerHeartbeat', { SourceId: 's-doesnotexist' }, { timestamp: ts() });
     assert.equal(missing.status, 404);
     assert.equal(missing.body.Code, 'InvalidSourceId.NotFound');
     // A source key may call nothing else.
-    const list = await callV1(s.url, keys.m0.key, 'DescribeSourceServers', {}, { timestamp: ts() });
+    const list = await callV1(s.url, keys.m0!.key, 'DescribeSourceServers', {}, { timestamp: ts() });
     assert.equal(list.body.Code, 'Forbidden.RAM');
   });
 
@@ -72,7 +72,7 @@ describe('sources: heartbeats, states, DescribeSourceServers filters and paging,
     assert.equal((await beat('m2', { SystemInfo: JSON.stringify({ load: 1 }), StatusInfo: 'ok' })).status, 200);
     clock.advance(10_000);
     // m2 beat 10 s ago: Available. The others last beat >= 35 s ago: more than 3 x 10 s.
-    const r = await describeSources({ 'SourceId.1': keys.m2.sourceId, 'SourceId.2': keys.m3.sourceId });
+    const r = await describeSources({ 'SourceId.1': keys.m2!.sourceId, 'SourceId.2': keys.m3!.sourceId });
     const byMachine = Object.fromEntries(r.body.SourceServers.SourceServer.map((x: any) => [x.MachineId, x]));
     assert.equal(byMachine.m2.State, 'Available');
     assert.equal(byMachine.m2.ErrorCode, '');
@@ -85,8 +85,19 @@ describe('sources: heartbeats, states, DescribeSourceServers filters and paging,
   });
 
   it('ModifySourceServerAttribute changes name and description with the naming rules', async () => {
-    const id = keys.m4.sourceId;
-    assert.equal((await callV1(s.url, s.root, 'ModifySourceServerAttribute', { SourceId: id, Name: '数据库-01', Description: 'primary db' }, { timestamp: ts() })).status, 200);
+    const id = keys.m4!.sourceId;
+    assert.equal(
+      (
+        await callV1(
+          s.url,
+          s.root,
+          'ModifySourceServerAttribute',
+          { SourceId: id, Name: '数据库-01', Description: 'primary db' },
+          { timestamp: ts() },
+        )
+      ).status,
+      200,
+    );
     const src = (await describeSources({ 'SourceId.1': id })).body.SourceServers.SourceServer[0];
     assert.equal(src.Name, '数据库-01');
     assert.equal(src.Description, 'primary db');
@@ -99,10 +110,11 @@ describe('sources: heartbeats, states, DescribeSourceServers filters and paging,
   });
 
   it('DeleteSourceServer removes the source, frees nothing on its code, and its key stops working', async () => {
-    const id = keys.m5.sourceId;
+    const id = keys.m5!.sourceId;
     assert.equal((await callV1(s.url, s.root, 'DeleteSourceServer', { SourceId: id }, { timestamp: ts() })).status, 200);
     assert.equal((await describeSources({ 'SourceId.1': id })).body.TotalCount, 0);
-    const token = (await callV1(s.url, s.root, 'ListAccessTokens', { 'AccessTokenId.1': codeA.id }, { timestamp: ts() })).body.AccessTokens.AccessToken[0];
+    const token = (await callV1(s.url, s.root, 'ListAccessTokens', { 'AccessTokenId.1': codeA.id }, { timestamp: ts() })).body.AccessTokens
+      .AccessToken[0];
     assert.equal(token.RegisteredCount, '8');
     assert.equal((await beat('m5')).body.Code, 'InvalidAccessKeyId.NotFound');
     const again = await callV1(s.url, s.root, 'DeleteSourceServer', { SourceId: id }, { timestamp: ts() });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { startTestServer, type TestServer } from './helpers/server.ts';
 import { callV1 } from './helpers/sign.ts';
-import { type TestServer, startTestServer } from './helpers/server.ts';
 
 describe('1,000 creates give 1,000 distinct ids and codes', () => {
   let s: TestServer;
@@ -14,7 +14,9 @@ describe('1,000 creates give 1,000 distinct ids and codes', () => {
     const ids = new Set<string>();
     const codes = new Set<string>();
     for (let batch = 0; batch < 20; batch++) {
-      const results = await Promise.all(Array.from({ length: 50 }, () => callV1(s.url, s.root, 'CreateAccessToken', { Count: '1' }, { method: 'POST' })));
+      const results = await Promise.all(
+        Array.from({ length: 50 }, () => callV1(s.url, s.root, 'CreateAccessToken', { Count: '1' }, { method: 'POST' })),
+      );
       for (const r of results) {
         assert.equal(r.status, 200, r.text);
         assert.match(r.body.AccessTokenId, /^at-[a-z0-9]{20}$/);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { REQUEST_ID, callV1 } from './helpers/sign.ts';
-import { type TestServer, startTestServer } from './helpers/server.ts';
+import { startTestServer, type TestServer } from './helpers/server.ts';
+import { callV1, REQUEST_ID } from './helpers/sign.ts';
 
 describe('Format=XML answers in the RPC XML convention', () => {
   let s: TestServer;
@@ -19,7 +19,10 @@ describe('Format=XML answers in the RPC XML convention', () => {
     assert.match(created.text, /^<\?xml version="1.0" encoding="UTF-8"\?><CreateAccessTokenResponse><RequestId>[0-9A-F-]{36}<\/RequestId>/);
     await callV1(s.url, s.root, 'CreateAccessToken', { Name: 'xml_b' });
     const listed = await callV1(s.url, s.root, 'ListAccessTokens', { PageSize: '2' }, { format: 'XML' });
-    assert.match(listed.text, /<ListAccessTokensResponse><RequestId>.+<\/RequestId><TotalCount>2<\/TotalCount><PageNumber>1<\/PageNumber><PageSize>2<\/PageSize><AccessTokens><AccessToken><AccessTokenId>at-/);
+    assert.match(
+      listed.text,
+      /<ListAccessTokensResponse><RequestId>.+<\/RequestId><TotalCount>2<\/TotalCount><PageNumber>1<\/PageNumber><PageSize>2<\/PageSize><AccessTokens><AccessToken><AccessTokenId>at-/,
+    );
     assert.equal(listed.text.match(/<AccessToken>/g)?.length, 2);
     assert.ok(listed.text.includes('<Description>&lt;b&gt;&amp;&quot;&apos;</Description>'));
   });
@@ -28,9 +31,12 @@ describe('Format=XML answers in the RPC XML convention', () => {
     const r = await callV1(s.url, s.root, 'CreateAccessToken', { Count: '0' }, { format: 'XML' });
     assert.equal(r.status, 400);
     assert.equal(r.headers.get('content-type'), 'application/xml;charset=utf-8');
-    const m = /^<\?xml version="1.0" encoding="UTF-8"\?><Error><RequestId>([^<]+)<\/RequestId><HostId>[^<]+<\/HostId><Code>InvalidParameter.Count<\/Code><Message>[^<]+<\/Message><Recommend>[^<]*<\/Recommend><\/Error>$/.exec(r.text);
+    const m =
+      /^<\?xml version="1.0" encoding="UTF-8"\?><Error><RequestId>([^<]+)<\/RequestId><HostId>[^<]+<\/HostId><Code>InvalidParameter.Count<\/Code><Message>[^<]+<\/Message><Recommend>[^<]*<\/Recommend><\/Error>$/.exec(
+        r.text,
+      );
     assert.ok(m, r.text);
-    assert.match(m[1], REQUEST_ID);
+    assert.match(m[1]!, REQUEST_ID);
     assert.equal(r.headers.get('x-acs-request-id'), m[1]);
   });
 });

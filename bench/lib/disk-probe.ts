@@ -1,5 +1,5 @@
-import Database from 'better-sqlite3';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 
 /**
  * The floor under every durable write on this disk: one-row SQLite transactions
@@ -23,7 +23,11 @@ export function probeDurableCommit(dir: string, seconds = 2): { commits: number;
       times.push(performance.now() - t);
     }
     times.sort((a, b) => a - b);
-    return { commits: times.length, p50: times[Math.floor(times.length / 2)], p99: times[Math.floor(times.length * 0.99)] };
+    return {
+      commits: times.length,
+      p50: times[Math.floor(times.length / 2)] ?? Number.NaN,
+      p99: times[Math.floor(times.length * 0.99)] ?? Number.NaN,
+    };
   } finally {
     db.close();
   }

@@ -43,7 +43,7 @@ export interface LoadResult {
 
 function percentile(sorted: Float64Array, q: number): number {
   if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
 }
 
 /** Spreads one connection's sends evenly: one every `intervalMs`, starting `offsetMs` in. */
@@ -83,7 +83,7 @@ export function runLoad(spec: LoadSpec): Promise<LoadResult> {
           // autocannon writes whatever getRequestBuffer() returns (httpClient.js, _doRequest).
           if (repeated) client.getRequestBuffer = () => repeated;
           else {
-            const pool = pools![i % pools!.length];
+            const pool = pools![i % pools!.length]!;
             let k = 0;
             client.getRequestBuffer = () => {
               const b = pool.buffer.subarray(pool.offsets[k], pool.offsets[k + 1]);
@@ -112,7 +112,7 @@ export function runLoad(spec: LoadSpec): Promise<LoadResult> {
           p50: percentile(sorted, 0.5),
           p90: percentile(sorted, 0.9),
           p99: percentile(sorted, 0.99),
-          max: sorted.length ? sorted[sorted.length - 1] : Number.NaN,
+          max: sorted.at(-1) ?? Number.NaN,
           autocannonP99: result.latency.p99,
           durationS: result.duration,
           exhausted: ok + result.non2xx >= presigned - spec.connections * spec.pipelining,

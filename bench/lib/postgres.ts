@@ -63,13 +63,20 @@ export async function runPgbench(db: BenchDatabase, clients: number, durationS: 
   const u = new URL(db.url);
   const args = [
     '-n', // no vacuum of the pgbench_* tables: this script does not use them
-    '-c', String(clients),
-    '-j', '2',
-    '-T', String(durationS),
-    '-f', script,
-    '-h', u.hostname,
-    '-p', u.port || '5432',
-    '-U', decodeURIComponent(u.username || 'postgres'),
+    '-c',
+    String(clients),
+    '-j',
+    '2',
+    '-T',
+    String(durationS),
+    '-f',
+    script,
+    '-h',
+    u.hostname,
+    '-p',
+    u.port || '5432',
+    '-U',
+    decodeURIComponent(u.username || 'postgres'),
     db.name,
   ];
   const out = await new Promise<string>((resolve, reject) => {

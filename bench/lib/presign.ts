@@ -55,10 +55,12 @@ export interface RequestPool {
 /** `make(i)` for i in [0, count), dealt round-robin into one pool per connection. */
 export function presign(count: number, connections: number, host: string, make: (i: number) => Call): RequestPool[] {
   const texts: string[][] = Array.from({ length: connections }, () => []);
-  for (let i = 0; i < count; i++) texts[i % connections].push(httpText(make(i), host));
+  for (let i = 0; i < count; i++) texts[i % connections]?.push(httpText(make(i), host));
   return texts.map((list) => {
     const offsets = new Uint32Array(list.length + 1);
-    for (let i = 0; i < list.length; i++) offsets[i + 1] = offsets[i] + list[i].length;
+    list.forEach((text, i) => {
+      offsets[i + 1] = (offsets[i] ?? 0) + text.length;
+    });
     return { buffer: Buffer.from(list.join(''), 'latin1'), offsets, count: list.length };
   });
 }

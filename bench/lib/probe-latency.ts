@@ -1,5 +1,5 @@
 import { Agent, request } from 'node:http';
-import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { type Call, httpText } from './presign.ts';
 
 /**
@@ -42,7 +42,7 @@ async function probeLoop(spec: ProbeSpec): Promise<ProbeResult> {
   const end = performance.now() + spec.durationS * 1000;
   let i = 0;
   while (performance.now() < end && i < spec.calls.length) {
-    const call = spec.calls[i++];
+    const call = spec.calls[i++]!;
     const started = performance.now();
     const ok = await new Promise<boolean>((done) => {
       const req = request(

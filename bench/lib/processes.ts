@@ -50,7 +50,14 @@ async function answers(url: string): Promise<boolean> {
  * Starts a server process with stdout/stderr going to a file (as a service manager
  * would), and waits until `readyUrl` answers 200.
  */
-function startChild(args: string[], env: NodeJS.ProcessEnv, logPath: string, url: string, readyUrl: string, timeoutMs = 30_000): Promise<ChildServer> {
+function startChild(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  logPath: string,
+  url: string,
+  readyUrl: string,
+  timeoutMs = 30_000,
+): Promise<ChildServer> {
   const fd = openSync(logPath, 'w');
   const child = spawn(process.execPath, args, { env, stdio: ['ignore', fd, fd] });
   closeSync(fd);

@@ -1,4 +1,4 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 interface ProfileNode {
@@ -19,7 +19,11 @@ export function mainThreadProfile(dir: string): string | undefined {
 }
 
 const shortUrl = (url: string) =>
-  url.replace(/^file:\/\//, '').replace(/^.*\/node_modules\//, 'npm:').replace(/^.*\/work\/[^/]+\//, '').replace(/^node:/, 'node:');
+  url
+    .replace(/^file:\/\//, '')
+    .replace(/^.*\/node_modules\//, 'npm:')
+    .replace(/^.*\/work\/[^/]+\//, '')
+    .replace(/^node:/, 'node:');
 
 /**
  * Self time by function and by file, as a share of all samples: enough to see
@@ -43,7 +47,10 @@ export function summariseProfile(path: string, top = 25): string {
     byFile.set(file, (byFile.get(file) ?? 0) + hits);
   }
   const pct = (n: number) => `${((100 * n) / total).toFixed(1).padStart(5)}%`;
-  const lines = [`profile ${path}: ${total} busy samples of ${all} (${((100 * total) / all).toFixed(0)}% busy)`, '  self time by function, share of busy samples:'];
+  const lines = [
+    `profile ${path}: ${total} busy samples of ${all} (${((100 * total) / all).toFixed(0)}% busy)`,
+    '  self time by function, share of busy samples:',
+  ];
   for (const [k, v] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, top)) lines.push(`  ${pct(v)}  ${k}`);
   lines.push('  self time by file:');
   for (const [k, v] of [...byFile].sort((a, b) => b[1] - a[1]).slice(0, 15)) lines.push(`  ${pct(v)}  ${k}`);

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { BENCH_ROOT } from './processes.ts';
 import { type Call, type Creds, signedCall, signedForm } from './presign.ts';
+import { BENCH_ROOT } from './processes.ts';
 
 export type ScenarioName = 'create' | 'import' | 'list-1k' | 'list-1m' | 'list-filtered';
 export const SCENARIOS: readonly ScenarioName[] = ['create', 'import', 'list-1k', 'list-1m', 'list-filtered'];
@@ -66,7 +66,8 @@ export function workload(name: ScenarioName, url: () => string): Workload {
       let machine = 0;
       return {
         writes: true,
-        sample: () => signedCall({ id: 'at-00000000000000000000', secret: 'x'.repeat(32) }, 'POST', 'ImportSourceServer', importParams(`m-${run}-000000`)),
+        sample: () =>
+          signedCall({ id: 'at-00000000000000000000', secret: 'x'.repeat(32) }, 'POST', 'ImportSourceServer', importParams(`m-${run}-000000`)),
         async prepare(count) {
           // Fresh codes for every batch of requests, used round-robin: many codes and
           // many machines, as in a migration wave; no code runs out of slots.
@@ -80,7 +81,7 @@ export function workload(name: ScenarioName, url: () => string): Workload {
             );
             for (const b of batch) codes.push({ id: b.AccessTokenId, secret: b.AccessTokenCode });
           }
-          return (i) => signedCall(codes[i % n], 'POST', 'ImportSourceServer', importParams(`m-${run}-${String(++machine).padStart(6, '0')}`));
+          return (i) => signedCall(codes[i % n]!, 'POST', 'ImportSourceServer', importParams(`m-${run}-${String(++machine).padStart(6, '0')}`));
         },
       };
     }
@@ -90,7 +91,7 @@ export function workload(name: ScenarioName, url: () => string): Workload {
         writes: false,
         maxRate: 10_000,
         sample: () => signedCall(BENCH_ROOT, 'GET', 'ListAccessTokens', { Status: 'activated' }),
-        prepare: async () => (i) => signedCall(BENCH_ROOT, 'GET', 'ListAccessTokens', { Status: ['activated', 'unactivated', 'expired'][i % 3] }),
+        prepare: async () => (i) => signedCall(BENCH_ROOT, 'GET', 'ListAccessTokens', { Status: ['activated', 'unactivated', 'expired'][i % 3]! }),
       };
     case 'list-1k':
     case 'list-1m':

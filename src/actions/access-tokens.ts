@@ -103,7 +103,14 @@ export const createAccessToken = defineAction({
     if (result.outcome === 'replayed') return { AccessTokenId: result.tokenId, AccessTokenCode: '' };
     metrics.tokensCreated.inc();
     log.info(
-      { audit: 'CreateAccessToken', requestId: ctx.requestId, keyId: ctx.caller.keyId, accessTokenId: id, count: token.count, ttlDays: token.timeToLiveInDays },
+      {
+        audit: 'CreateAccessToken',
+        requestId: ctx.requestId,
+        keyId: ctx.caller.keyId,
+        accessTokenId: id,
+        count: token.count,
+        ttlDays: token.timeToLiveInDays,
+      },
       'activation code created',
     );
     return { AccessTokenId: id, AccessTokenCode: code };
@@ -149,7 +156,10 @@ export const disableAccessToken = defineAction({
   response: obj({}),
   async handler(ctx, p) {
     if (!(await ctx.services.store.disableAccessToken(p.AccessTokenId))) throw errors.accessTokenNotFound();
-    ctx.services.log.info({ audit: 'DisableAccessToken', requestId: ctx.requestId, keyId: ctx.caller.keyId, accessTokenId: p.AccessTokenId }, 'activation code disabled');
+    ctx.services.log.info(
+      { audit: 'DisableAccessToken', requestId: ctx.requestId, keyId: ctx.caller.keyId, accessTokenId: p.AccessTokenId },
+      'activation code disabled',
+    );
     return {};
   },
 });
@@ -163,7 +173,10 @@ export const deleteAccessToken = defineAction({
   response: obj({}),
   async handler(ctx, p) {
     if (!(await ctx.services.store.deleteAccessToken(p.AccessTokenId))) throw errors.accessTokenNotFound();
-    ctx.services.log.info({ audit: 'DeleteAccessToken', requestId: ctx.requestId, keyId: ctx.caller.keyId, accessTokenId: p.AccessTokenId }, 'activation code deleted');
+    ctx.services.log.info(
+      { audit: 'DeleteAccessToken', requestId: ctx.requestId, keyId: ctx.caller.keyId, accessTokenId: p.AccessTokenId },
+      'activation code deleted',
+    );
     return {};
   },
 });

@@ -42,7 +42,9 @@ export interface ActionSpec<N extends string, P extends ParamDecls, R extends Ob
 }
 
 /** Declares an action once: validation, docs, the client and the CLI all read this. */
-export function defineAction<const N extends string, const P extends ParamDecls, const R extends ObjectShape>(spec: ActionSpec<N, P, R>): Action<N, P, R> {
+export function defineAction<const N extends string, const P extends ParamDecls, const R extends ObjectShape>(
+  spec: ActionSpec<N, P, R>,
+): Action<N, P, R> {
   const { handler, ...declared } = spec;
   return {
     ...declared,

@@ -1,7 +1,7 @@
 import { newSourceId, newSourceKeyId, newSourceKeySecret } from '../crypto/ids.ts';
 import { isValidSourceProof } from '../crypto/source-proof.ts';
 import { type ImportRefusal, importRefusal } from '../domain/access-token.ts';
-import { type SourceRecord, onlineSince, sourceState } from '../domain/source-server.ts';
+import { onlineSince, type SourceRecord, sourceState } from '../domain/source-server.ts';
 import { formatTime } from '../domain/time.ts';
 import { type ApiError, errors } from '../rpc/errors.ts';
 import { disks, integer, jsonObject, list, oneOf, text } from '../rpc/params.ts';
@@ -90,7 +90,14 @@ export const importSourceServer = defineAction({
     if (result.outcome === 'refused') {
       metrics.importRefusals.inc({ reason: result.reason });
       log.info(
-        { audit: 'ImportSourceServer', requestId: ctx.requestId, accessTokenId: ctx.caller.keyId, clientIp: ctx.clientIp, refused: result.reason, sourceId: result.sourceId },
+        {
+          audit: 'ImportSourceServer',
+          requestId: ctx.requestId,
+          accessTokenId: ctx.caller.keyId,
+          clientIp: ctx.clientIp,
+          refused: result.reason,
+          sourceId: result.sourceId,
+        },
         'import refused',
       );
       throw refusalError(result.reason, ctx.clientIp, result.sourceId);
@@ -232,7 +239,10 @@ export const modifySourceServerAttribute = defineAction({
   response: obj({}),
   async handler(ctx, p) {
     if (!(await ctx.services.store.modifySource(p.SourceId, { name: p.Name, description: p.Description }))) throw errors.sourceNotFound();
-    ctx.services.log.info({ audit: 'ModifySourceServerAttribute', requestId: ctx.requestId, keyId: ctx.caller.keyId, sourceId: p.SourceId }, 'source modified');
+    ctx.services.log.info(
+      { audit: 'ModifySourceServerAttribute', requestId: ctx.requestId, keyId: ctx.caller.keyId, sourceId: p.SourceId },
+      'source modified',
+    );
     return {};
   },
 });

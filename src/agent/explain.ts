@@ -49,8 +49,7 @@ export function isTransient(err: unknown): boolean {
   if (err instanceof ConnectionError) return true;
   if (!(err instanceof ApiCallError)) return false;
   return (
-    err.status >= 500 ||
-    ['Throttling.User', 'InvalidResponse', 'SignatureNonceUsed', 'InvalidTimeStamp.Expired', 'RequestTimeout'].includes(err.code)
+    err.status >= 500 || ['Throttling.User', 'InvalidResponse', 'SignatureNonceUsed', 'InvalidTimeStamp.Expired', 'RequestTimeout'].includes(err.code)
   );
 }
 
@@ -58,7 +57,8 @@ export function isTransient(err: unknown): boolean {
 export function isKeyRejected(err: unknown): boolean {
   return (
     err instanceof ApiCallError &&
-    ['InvalidAccessKeyId.NotFound', 'InvalidAccessKeyId.Inactive', 'SignatureDoesNotMatch', 'InvalidSourceId.NotFound', 'Forbidden.RAM'].includes(err.code)
+    ['InvalidAccessKeyId.NotFound', 'InvalidAccessKeyId.Inactive', 'SignatureDoesNotMatch', 'InvalidSourceId.NotFound', 'Forbidden.RAM'].includes(
+      err.code,
+    )
   );
 }
-

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type ApiCallError, RpcClient } from '../client/rpc-client.ts';
 import { AgentError, explainFailure, isKeyRejected, isTransient } from './explain.ts';
 import { systemInfoOf } from './import.ts';
-import { type MachineInfo, collectMachineInfo } from './probe.ts';
+import { collectMachineInfo, type MachineInfo } from './probe.ts';
 import { type AgentState, loadState, rateOf, saveState } from './state-file.ts';
 
 const HEARTBEAT_TIMEOUT_MS = 10_000;
@@ -54,7 +54,6 @@ export async function sendHeartbeats(opts: HeartbeatOptions): Promise<void> {
         state = { ...state, heartbeatRate: rate };
         await saveState(stateDir, state);
       }
-      continue;
     } catch (err) {
       if (err instanceof AgentError) throw err;
       if (!isKeyRejected(err)) {
@@ -73,7 +72,9 @@ export async function sendHeartbeats(opts: HeartbeatOptions): Promise<void> {
           `${state.endpoint} no longer accepts the key of source ${state.sourceId} (${reason}): the source was probably deleted; run "smcd agent import" again with an activation code`,
         );
       }
-      warn(`${state.endpoint} no longer accepts the key of source ${state.sourceId} (${reason}): importing this machine again with the activation code`);
+      warn(
+        `${state.endpoint} no longer accepts the key of source ${state.sourceId} (${reason}): importing this machine again with the activation code`,
+      );
       try {
         state = await opts.reimport();
         warn(`imported again as ${state.sourceId}`);

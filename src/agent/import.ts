@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { RpcClient, type RequestOf } from '../client/rpc-client.ts';
+import { type RequestOf, RpcClient } from '../client/rpc-client.ts';
 import { sourceProof } from '../crypto/source-proof.ts';
 import { packageVersion } from '../version.ts';
 import { AgentError } from './explain.ts';
 import { readMachineId } from './machine-id.ts';
-import { type MachineInfo, collectMachineInfo } from './probe.ts';
+import { collectMachineInfo, type MachineInfo } from './probe.ts';
 import { type AgentState, DEFAULT_HEARTBEAT_RATE, loadState, prepareStateDir, rateOf, saveState } from './state-file.ts';
 
 export interface ImportOptions {
@@ -120,4 +120,3 @@ export async function importThisMachine(opts: ImportOptions, probe: () => Promis
   await saveState(opts.stateDir, state);
   return state;
 }
-

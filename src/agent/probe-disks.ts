@@ -29,8 +29,7 @@ export function sectorsToGiB(sectors: number): number {
 }
 
 /** Kernel naming order: vdb before vdaa, nvme2n1 before nvme10n1. */
-const diskOrder = (a: string, b: string): number =>
-  a.length - b.length || a.localeCompare(b, 'en', { numeric: true });
+const diskOrder = (a: string, b: string): number => a.length - b.length || a.localeCompare(b, 'en', { numeric: true });
 
 const devicePath = (name: string): string => `/dev/${name.replace(/!/g, '/')}`;
 
@@ -86,10 +85,7 @@ class BlockIndex {
  * the disk a migration would most likely make the system disk. Every other disk is a data disk,
  * with the first place it (or a partition or volume on it) is mounted, or "" when unmounted.
  */
-export function pickDisks(
-  mounts: Mount[],
-  devices: BlockDevice[],
-): { systemDisk: SystemDisk | null; dataDisks: DataDisk[] } {
+export function pickDisks(mounts: Mount[], devices: BlockDevice[]): { systemDisk: SystemDisk | null; dataDisks: DataDisk[] } {
   const index = new BlockIndex(devices);
   const disks = devices.filter((d) => index.isDisk(d)).sort((a, b) => diskOrder(a.name, b.name));
 

@@ -12,16 +12,15 @@ export interface Mount {
 }
 
 /** The kernel writes space, tab, newline and backslash in mount fields as \040 \011 \012 \134. */
-const unescape = (field: string): string =>
-  field.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(Number.parseInt(oct, 8)));
+const unescapeField = (field = ''): string => field.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(Number.parseInt(oct, 8)));
 
 /** proc(5) /proc/mounts: `source mountpoint fstype options dump pass`. */
 export function parseMounts(text: string): Mount[] {
   const mounts: Mount[] = [];
   for (const line of text.split('\n')) {
-    const f = line.trim().split(/\s+/);
-    if (f.length < 3) continue;
-    mounts.push({ source: unescape(f[0]!), mountPoint: unescape(f[1]!), fsType: f[2]! });
+    const [source, mountPoint, fsType] = line.trim().split(/\s+/);
+    if (fsType === undefined) continue;
+    mounts.push({ source: unescapeField(source), mountPoint: unescapeField(mountPoint), fsType });
   }
   return mounts;
 }
@@ -37,11 +36,11 @@ export function parseMountInfo(text: string): Mount[] {
     const dash = f.indexOf('-', 6);
     if (f.length < 7 || dash < 0 || dash + 2 >= f.length) continue;
     mounts.push({
-      source: unescape(f[dash + 2]!),
-      mountPoint: unescape(f[4]!),
-      fsType: f[dash + 1]!,
-      devNum: f[2]!,
-      root: unescape(f[3]!),
+      source: unescapeField(f[dash + 2]),
+      mountPoint: unescapeField(f[4]),
+      fsType: f[dash + 1] ?? '',
+      devNum: f[2] ?? '',
+      root: unescapeField(f[3]),
     });
   }
   return mounts;

@@ -8,15 +8,15 @@ import { join } from 'node:path';
 export function parseOsRelease(text: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const line of text.split('\n')) {
-    const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)=(.*?)\s*$/.exec(line);
-    if (!m) continue;
-    let value = m[2]!;
+    const [, key, raw] = /^\s*([A-Za-z_][A-Za-z0-9_]*)=(.*?)\s*$/.exec(line) ?? [];
+    if (key === undefined || raw === undefined) continue;
+    let value = raw;
     if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) {
       value = value.slice(1, -1).replace(/\\(["\\$`])/g, '$1');
     } else if (value.length >= 2 && value.startsWith("'") && value.endsWith("'")) {
       value = value.slice(1, -1);
     }
-    out[m[1]!] = value;
+    out[key] = value;
   }
   return out;
 }

@@ -1,7 +1,7 @@
 import os from 'node:os';
 
 import { readBlockDevices } from './probe-block.ts';
-import { pickDisks, type DataDisk, type SystemDisk } from './probe-disks.ts';
+import { type DataDisk, pickDisks, type SystemDisk } from './probe-disks.ts';
 import { readMounts } from './probe-mounts.ts';
 import { pickAddresses } from './probe-net.ts';
 import { kernelLevelOf, mapArchitecture, readOsRelease } from './probe-os.ts';
@@ -33,11 +33,7 @@ export interface ProbeRoots {
  */
 export async function collectMachineInfo(opts: ProbeRoots = {}): Promise<MachineInfo> {
   const { procRoot = '/proc', sysRoot = '/sys', etcRoot = '/etc' } = opts;
-  const [osRelease, mounts, devices] = await Promise.all([
-    readOsRelease(etcRoot),
-    readMounts(procRoot),
-    readBlockDevices(sysRoot),
-  ]);
+  const [osRelease, mounts, devices] = await Promise.all([readOsRelease(etcRoot), readMounts(procRoot), readBlockDevices(sysRoot)]);
   const kernel = os.release();
   return {
     hostname: os.hostname(),

@@ -72,15 +72,9 @@ export async function loadState(stateDir: string): Promise<AgentState | undefine
     throw new AgentError(`${path} is not valid JSON: import again with an activation code`);
   }
   const { endpoint, sourceId, sourceKeyId, sourceKeySecret } = parsed;
-  if (![endpoint, sourceId, sourceKeyId, sourceKeySecret].every((v) => typeof v === 'string' && v !== '')) {
+  const filled = (v: unknown): v is string => typeof v === 'string' && v !== '';
+  if (!filled(endpoint) || !filled(sourceId) || !filled(sourceKeyId) || !filled(sourceKeySecret)) {
     throw new AgentError(`${path} is incomplete: import again with an activation code`);
   }
-  return {
-    endpoint: endpoint!,
-    sourceId: sourceId!,
-    sourceKeyId: sourceKeyId!,
-    sourceKeySecret: sourceKeySecret!,
-    heartbeatRate: rateOf(parsed.heartbeatRate, DEFAULT_HEARTBEAT_RATE),
-  };
+  return { endpoint, sourceId, sourceKeyId, sourceKeySecret, heartbeatRate: rateOf(parsed.heartbeatRate, DEFAULT_HEARTBEAT_RATE) };
 }
-

@@ -6,8 +6,8 @@ import { sendHeartbeats } from '../agent/heartbeats.ts';
 import { importThisMachine } from '../agent/import.ts';
 import { type AgentState, loadState, statePath } from '../agent/state-file.ts';
 import { descriptionRule, nameRule } from '../domain/text-rules.ts';
-import { summaryOf } from './commands.ts';
 import { type Command, EXIT, UsageError } from './command.ts';
+import { summaryOf } from './commands.ts';
 
 const DEFAULT_STATE_DIR = '~/.smcd-agent';
 
@@ -69,8 +69,17 @@ export const agentCommand: Command = {
     },
     name: { type: 'string', description: 'Source name (default: the server uses the hostname).' },
     description: { type: 'string', description: 'Source description.' },
-    'state-dir': { type: 'string', description: `Where the machine id and the source key (source.json, mode 0600) are kept.`, env: 'SMCD_AGENT_STATE_DIR', default: DEFAULT_STATE_DIR },
-    'machine-id': { type: 'string', description: 'Use this MachineId instead of /etc/machine-id (cloned machines, tests).', env: 'SMCD_AGENT_MACHINE_ID' },
+    'state-dir': {
+      type: 'string',
+      description: `Where the machine id and the source key (source.json, mode 0600) are kept.`,
+      env: 'SMCD_AGENT_STATE_DIR',
+      default: DEFAULT_STATE_DIR,
+    },
+    'machine-id': {
+      type: 'string',
+      description: 'Use this MachineId instead of /etc/machine-id (cloned machines, tests).',
+      env: 'SMCD_AGENT_MACHINE_ID',
+    },
     daemon: { type: 'boolean', description: 'After importing, send heartbeats at the rate the server names until SIGTERM or SIGINT.' },
   },
   async run(values, positionals) {
@@ -91,7 +100,9 @@ export const agentCommand: Command = {
       throw new UsageError('--machine-id must be 1-128 of letters, digits, ".", ":", "_" and "-"');
     }
     if ((tokenId === undefined) !== (tokenCode === undefined)) {
-      throw new UsageError(tokenId ? '--token-code (or SMCD_CODE) is required with --token-id' : '--token-id (or SMCD_CODE_ID) is required with --token-code');
+      throw new UsageError(
+        tokenId ? '--token-code (or SMCD_CODE) is required with --token-id' : '--token-id (or SMCD_CODE_ID) is required with --token-code',
+      );
     }
 
     let state: AgentState;

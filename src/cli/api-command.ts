@@ -2,14 +2,15 @@ import { type ActionName, actionNamed } from '../actions/index.ts';
 import type { ResponseOf } from '../client/rpc-client.ts';
 import { ApiError } from '../rpc/errors.ts';
 import { type ParamDecl, type ParamDecls, validateParams } from '../rpc/params.ts';
-import { type Command, type OptionSpec, UsageError } from './command.ts';
 import { apiContext, apiOptions, expectPositionals, onlyFlags, reportingApiErrors, type Values } from './api-options.ts';
+import { type Command, type OptionSpec, UsageError } from './command.ts';
 
 /** `TimeToLiveInDays` → `time-to-live-in-days`: a parameter's flag unless it declares another. */
 const kebab = (name: string) => name.replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLowerCase();
 export const flagOf = (name: string, decl: ParamDecl) => decl.flag ?? kebab(name);
 
-const placeholder = (decl: ParamDecl) => (decl.kind === 'integer' ? 'N' : decl.kind === 'enum' ? decl.values.join('|') : decl.kind === 'list' ? 'ID' : 'TEXT');
+const placeholder = (decl: ParamDecl) =>
+  decl.kind === 'integer' ? 'N' : decl.kind === 'enum' ? decl.values.join('|') : decl.kind === 'list' ? 'ID' : 'TEXT';
 
 export interface ApiCall<N extends ActionName> {
   client: ReturnType<typeof apiContext>['client'];
@@ -64,7 +65,7 @@ function paramsFromFlags(sub: Subcommand, values: Values, positional: string | u
     if (decl.kind === 'integer' || decl.kind === 'enum') decls[name] = decl;
     const v = values[flagOf(name, decl)];
     if (v === undefined || v === false) continue;
-    if (Array.isArray(v)) v.forEach((item, i) => raw.set(`${name}.${i + 1}`, item));
+    if (Array.isArray(v)) for (const [i, item] of v.entries()) raw.set(`${name}.${i + 1}`, item);
     else raw.set(name, String(v));
   }
   if (sub.positional !== undefined && positional !== undefined) raw.set(sub.positional, positional);
@@ -104,7 +105,9 @@ export function apiCommand(spec: { name: string; summary: string; example: strin
   return {
     name: spec.name,
     summary: spec.summary,
-    usage: [`smcd ${spec.name} <subcommand> [options]`, '', ...spec.subcommands.flatMap((s) => [`  ${usageLine(s)}`, `      ${s.summary}`])].join('\n'),
+    usage: [`smcd ${spec.name} <subcommand> [options]`, '', ...spec.subcommands.flatMap((s) => [`  ${usageLine(s)}`, `      ${s.summary}`])].join(
+      '\n',
+    ),
     example: spec.example,
     options,
     async run(values, positionals) {
@@ -113,15 +116,27 @@ export function apiCommand(spec: { name: string; summary: string; example: strin
       const all = spec.subcommands.map((s) => s.name);
       const names = `${all.slice(0, -1).join(', ')} or ${all.at(-1)}`;
       if (!sub) throw new UsageError(name ? `unknown subcommand "${name}"; expected ${names}` : `expected ${names}`);
-      onlyFlags(values, `${spec.name} ${sub.name}`, offered(sub).map(([n, d]) => flagOf(n, d)), allFlags);
+      onlyFlags(
+        values,
+        `${spec.name} ${sub.name}`,
+        offered(sub).map(([n, d]) => flagOf(n, d)),
+        allFlags,
+      );
       const [positional] = expectPositionals(positionals, sub.positional ? [kebab(sub.positional)] : [], `${spec.name} ${sub.name}`);
-      if (sub.needsOneOf && sub.needsOneOf.every((f) => values[f] === undefined))
+      if (sub.needsOneOf?.every((f) => values[f] === undefined))
         throw new UsageError(`${spec.name} ${sub.name} needs ${sub.needsOneOf.map((f) => `--${f}`).join(' or ')}`);
       const raw = paramsFromFlags(sub, values, positional);
       const { client, output, endpoint } = apiContext(values);
       const wire = Object.fromEntries(raw);
       return reportingApiErrors(() =>
-        sub.run({ client, output, endpoint, values, positional, call: () => client.send(sub.action, wire) as Promise<ResponseOf<typeof sub.action>> }),
+        sub.run({
+          client,
+          output,
+          endpoint,
+          values,
+          positional,
+          call: () => client.send(sub.action, wire) as Promise<ResponseOf<typeof sub.action>>,
+        }),
       );
     },
   };

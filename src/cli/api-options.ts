@@ -1,6 +1,6 @@
 import { readRootCredentials, rootCredentialsPath } from '../bootstrap.ts';
 import { ApiCallError, type ClientCredentials, ConnectionError, RpcClient } from '../client/rpc-client.ts';
-import { type OptionSpec, EXIT, UsageError } from './command.ts';
+import { EXIT, type OptionSpec, UsageError } from './command.ts';
 
 export const DEFAULT_ENDPOINT = 'http://127.0.0.1:8080';
 
@@ -13,7 +13,12 @@ export const apiOptions: Record<string, OptionSpec> = {
   endpoint: { type: 'string', description: 'Address of the smcd server.', env: 'SMCD_ENDPOINT', default: DEFAULT_ENDPOINT },
   'access-key-id': { type: 'string', description: 'Access key id (else ALIBABA_CLOUD_ACCESS_KEY_ID, else the root credentials file).' },
   'access-key-secret': { type: 'string', description: 'Access key secret (else ALIBABA_CLOUD_ACCESS_KEY_SECRET).' },
-  'data-dir': { type: 'string', description: 'Where root-credentials.json is read from when no key is given.', env: 'SMCD_DATA_DIR', default: './data' },
+  'data-dir': {
+    type: 'string',
+    description: 'Where root-credentials.json is read from when no key is given.',
+    env: 'SMCD_DATA_DIR',
+    default: './data',
+  },
   output: { type: 'string', description: 'table or json.', default: 'table' },
 };
 

@@ -41,7 +41,7 @@ export function parseCommand(cmd: Command, argv: string[], env = process.env) {
   const options = Object.fromEntries(
     Object.entries(cmd.options).map(([name, spec]) => [name, spec.multiple ? { type: spec.type, multiple: true } : { type: spec.type }]),
   ) as ParseArgsConfig['options'];
-  let parsed;
+  let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
   } catch (err) {

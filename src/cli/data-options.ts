@@ -3,7 +3,12 @@ import type { OptionSpec } from './command.ts';
 
 /** --data-dir and --database, shared by every command that opens the store. */
 export const dataOptions: Record<string, OptionSpec> = {
-  'data-dir': { type: 'string', description: 'Directory for the SQLite database, master key and root credentials.', env: 'SMCD_DATA_DIR', default: './data' },
+  'data-dir': {
+    type: 'string',
+    description: 'Directory for the SQLite database, master key and root credentials.',
+    env: 'SMCD_DATA_DIR',
+    default: './data',
+  },
   database: {
     type: 'string',
     description: 'sqlite:<path> or postgres://user@host:port/db.',

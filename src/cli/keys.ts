@@ -1,13 +1,13 @@
+import { existsSync, renameSync } from 'node:fs';
 import pino from 'pino';
 import { OPERATOR_ACTIONS } from '../actions/index.ts';
-import { existsSync, renameSync } from 'node:fs';
-import { MASTER_KEY_CHECK, StartupError, openData, rootCredentialsPath, writeRootCredentials } from '../bootstrap.ts';
-import { loadKeyring, masterKeyPath, newMasterKeyText, writeKeyFile } from '../crypto/master-key.ts';
+import { MASTER_KEY_CHECK, openData, rootCredentialsPath, StartupError, writeRootCredentials } from '../bootstrap.ts';
 import { newAccessKeyId, newAccessKeySecret } from '../crypto/ids.ts';
+import { loadKeyring, masterKeyPath, newMasterKeyText, writeKeyFile } from '../crypto/master-key.ts';
 import { formatTime, systemClock } from '../domain/time.ts';
-import { summaryOf } from './commands.ts';
 import { type Command, EXIT, UsageError } from './command.ts';
-import { dataOptions, databaseUrl } from './data-options.ts';
+import { summaryOf } from './commands.ts';
+import { databaseUrl, dataOptions } from './data-options.ts';
 
 /**
  * Local administration of access keys, directly on the store (it needs the data
@@ -25,7 +25,7 @@ export const keysCommand: Command = {
     output: { type: 'string', description: 'table or json.', default: 'table' },
   },
   async run(values, positionals) {
-    const [sub, id] = positionals;
+    const [sub, id = ''] = positionals;
     if (!sub || !['create', 'list', 'enable', 'disable', 'delete', 'rotate-root', 'rotate-master', 'reseal'].includes(sub))
       throw new UsageError('expected create, list, enable, disable, delete, rotate-root, rotate-master or reseal');
     if (sub === 'rotate-master') return rotateMaster(String(values['data-dir']), databaseUrl(values));
@@ -66,7 +66,8 @@ export const keysCommand: Command = {
           const rootKey = await store.getRootAccessKey();
           if (!rootKey) throw new StartupError('this database has no root key yet: start the server once');
           const fromEnv = process.env.SMCD_ROOT_ACCESS_KEY_SECRET;
-          if (fromEnv !== undefined && !/^[A-Za-z0-9]{30}$/.test(fromEnv)) throw new StartupError('SMCD_ROOT_ACCESS_KEY_SECRET must be 30 letters or digits.');
+          if (fromEnv !== undefined && !/^[A-Za-z0-9]{30}$/.test(fromEnv))
+            throw new StartupError('SMCD_ROOT_ACCESS_KEY_SECRET must be 30 letters or digits.');
           const secret = fromEnv ?? newAccessKeySecret();
           await store.setAccessKeySecret(rootKey.id, box.seal(secret, rootKey.id));
           audit.info({ audit: 'keys.rotate-root', accessKeyId: rootKey.id }, 'root key secret rotated');
@@ -98,7 +99,9 @@ export const keysCommand: Command = {
             CreationTime: formatTime(k.createdAt),
           }));
           if (json) process.stdout.write(`${JSON.stringify(rows)}\n`);
-          else for (const r of rows) process.stdout.write(`${r.AccessKeyId}  ${r.Status.padEnd(8)}  ${r.Root ? 'root ' : '     '} ${r.Actions}  ${r.Description}\n`);
+          else
+            for (const r of rows)
+              process.stdout.write(`${r.AccessKeyId}  ${r.Status.padEnd(8)}  ${r.Root ? 'root ' : '     '} ${r.Actions}  ${r.Description}\n`);
           return EXIT.ok;
         }
         default: {
@@ -147,7 +150,9 @@ async function rotateMaster(dataDir: string, url: string): Promise<number> {
   try {
     // The ring's first other key is the next one: make it the primary, keeping the current key to open what is sealed under it.
     const ring = loadKeyring(dataDir);
-    box.setKeys(ring.others[0], [ring.primary, ...ring.others.slice(1)]);
+    const [next, ...older] = ring.others;
+    if (!next) throw new StartupError('no next master key was found to rotate to');
+    box.setKeys(next, [ring.primary, ...older]);
     const n = await store.resealSecrets((sealed, recordId) => box.reseal(sealed, recordId));
     await store.setMeta(MASTER_KEY_CHECK, box.fingerprint);
     audit.info({ audit: 'keys.rotate-master', resealed: n }, 'master key rotated');

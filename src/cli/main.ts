@@ -1,6 +1,6 @@
 import { StartupError } from '../bootstrap.ts';
 import { packageVersion } from '../version.ts';
-import { EXIT, UsageError, helpText, parseCommand } from './command.ts';
+import { EXIT, helpText, parseCommand, UsageError } from './command.ts';
 import { COMMANDS } from './commands.ts';
 
 function topHelp(): string {

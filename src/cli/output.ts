@@ -17,7 +17,7 @@ export function fieldColumn<T, K extends keyof T & string = keyof T & string>(fi
 export function displayWidth(s: string): number {
   let width = 0;
   for (const ch of s) {
-    const c = ch.codePointAt(0)!;
+    const c = ch.codePointAt(0) ?? 0;
     if (c < 0x20 || (c >= 0x300 && c < 0x370) || c === 0x200b) continue; // controls, combining marks
     const wide =
       (c >= 0x1100 && c <= 0x115f) ||
@@ -37,14 +37,15 @@ export function displayWidth(s: string): number {
 const pad = (s: string, width: number) => s + ' '.repeat(Math.max(0, width - displayWidth(s)));
 
 /** Control characters from the server (a name is free text) must not drive the terminal. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point.
 const printable = (s: string) => s.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
 
 export function renderTable<T>(columns: Column<T>[], rows: T[]): string {
   const cells = rows.map((r) => columns.map((c) => printable(c.value(r))));
-  const widths = columns.map((c, i) => Math.max(displayWidth(c.header), ...cells.map((row) => displayWidth(row[i]))));
+  const widths = columns.map((c, i) => Math.max(displayWidth(c.header), ...cells.map((row) => displayWidth(row[i] ?? ''))));
   const line = (values: string[]) =>
     values
-      .map((v, i) => (i === values.length - 1 ? v : pad(v, widths[i])))
+      .map((v, i) => (i === values.length - 1 ? v : pad(v, widths[i] ?? 0)))
       .join('  ')
       .trimEnd();
   return `${[line(columns.map((c) => c.header)), ...cells.map(line)].join('\n')}\n`;

@@ -1,12 +1,12 @@
 import pino from 'pino';
-import { StartupError, ensureRootKey, looseSecretFiles, openData } from '../bootstrap.ts';
+import { ensureRootKey, looseSecretFiles, openData, StartupError } from '../bootstrap.ts';
 import { systemClock } from '../domain/time.ts';
+import { checkPublicUrl, SmcdServer } from '../server.ts';
 import { describeDatabaseUrl } from '../store/open-store.ts';
 import { StoreUnavailableError } from '../store/store.ts';
-import { SmcdServer, checkPublicUrl } from '../server.ts';
+import { type Command, EXIT, intOption, UsageError } from './command.ts';
 import { summaryOf } from './commands.ts';
-import { type Command, EXIT, UsageError, intOption } from './command.ts';
-import { dataOptions, databaseUrl } from './data-options.ts';
+import { databaseUrl, dataOptions } from './data-options.ts';
 
 export const serveCommand: Command = {
   name: 'serve',
@@ -17,15 +17,49 @@ export const serveCommand: Command = {
     host: { type: 'string', description: 'Address to listen on.', env: 'SMCD_HOST', default: '127.0.0.1' },
     port: { type: 'string', description: 'Port to listen on (0 picks a free one).', env: 'SMCD_PORT', default: '8080' },
     ...dataOptions,
-    'heartbeat-rate': { type: 'string', description: 'Seconds between source heartbeats; 3 missed mean Unavailable.', env: 'SMCD_HEARTBEAT_RATE', default: '30' },
-    'trust-proxy': { type: 'string', description: 'Comma-separated proxy addresses/CIDRs whose X-Forwarded-For is believed.', env: 'SMCD_TRUST_PROXY', default: '' },
-    'auth-failure-limit': { type: 'string', description: 'Failed authentications per address per window before 429.', env: 'SMCD_AUTH_FAILURE_LIMIT', default: '100' },
+    'heartbeat-rate': {
+      type: 'string',
+      description: 'Seconds between source heartbeats; 3 missed mean Unavailable.',
+      env: 'SMCD_HEARTBEAT_RATE',
+      default: '30',
+    },
+    'trust-proxy': {
+      type: 'string',
+      description: 'Comma-separated proxy addresses/CIDRs whose X-Forwarded-For is believed.',
+      env: 'SMCD_TRUST_PROXY',
+      default: '',
+    },
+    'auth-failure-limit': {
+      type: 'string',
+      description: 'Failed authentications per address per window before 429.',
+      env: 'SMCD_AUTH_FAILURE_LIMIT',
+      default: '100',
+    },
     'auth-failure-window': { type: 'string', description: 'Throttling window in seconds.', env: 'SMCD_AUTH_FAILURE_WINDOW', default: '60' },
-    'key-failure-limit': { type: 'string', description: 'Wrong signatures per AccessKeyId per window before 429 for that key id (its known addresses excepted).', env: 'SMCD_KEY_FAILURE_LIMIT', default: '1000' },
-    'max-connections-per-address': { type: 'string', description: 'Open connections one client address (IPv6: one /64) may hold.', env: 'SMCD_MAX_CONNECTIONS_PER_ADDRESS', default: '256' },
-    'public-url': { type: 'string', description: 'URL sources reach this server at, for the agent script and import command (default: the listen address).', env: 'SMCD_PUBLIC_URL' },
+    'key-failure-limit': {
+      type: 'string',
+      description: 'Wrong signatures per AccessKeyId per window before 429 for that key id (its known addresses excepted).',
+      env: 'SMCD_KEY_FAILURE_LIMIT',
+      default: '1000',
+    },
+    'max-connections-per-address': {
+      type: 'string',
+      description: 'Open connections one client address (IPv6: one /64) may hold.',
+      env: 'SMCD_MAX_CONNECTIONS_PER_ADDRESS',
+      default: '256',
+    },
+    'public-url': {
+      type: 'string',
+      description: 'URL sources reach this server at, for the agent script and import command (default: the listen address).',
+      env: 'SMCD_PUBLIC_URL',
+    },
     'db-pool-size': { type: 'string', description: 'PostgreSQL connections per node.', env: 'SMCD_DB_POOL_SIZE', default: '10' },
-    'db-timeout': { type: 'string', description: 'Milliseconds before a PostgreSQL operation gives up with 503.', env: 'SMCD_DB_TIMEOUT_MS', default: '5000' },
+    'db-timeout': {
+      type: 'string',
+      description: 'Milliseconds before a PostgreSQL operation gives up with 503.',
+      env: 'SMCD_DB_TIMEOUT_MS',
+      default: '5000',
+    },
     'log-level': { type: 'string', description: 'fatal, error, warn, info, debug or silent.', env: 'SMCD_LOG_LEVEL', default: 'info' },
   },
   async run(values) {
@@ -99,7 +133,10 @@ export const serveCommand: Command = {
       }
       // Anything else is unexpected: one line for the operator, the stack for whoever debugs it.
       log.debug({ err }, 'start-up failure');
-      log.fatal({ err: { message: (err as Error)?.message } }, `smcd cannot start: ${(err as Error)?.message ?? String(err)} (run with --log-level debug for details)`);
+      log.fatal(
+        { err: { message: (err as Error)?.message } },
+        `smcd cannot start: ${(err as Error)?.message ?? String(err)} (run with --log-level debug for details)`,
+      );
       return EXIT.failed;
     }
     await new Promise<void>((resolve) => {

@@ -2,8 +2,8 @@ import type { ResponseOf } from '../client/rpc-client.ts';
 import { errors } from '../rpc/errors.ts';
 import { apiCommand, subcommand } from './api-command.ts';
 import { formatApiError } from './api-options.ts';
-import { summaryOf } from './commands.ts';
 import { EXIT } from './command.ts';
+import { summaryOf } from './commands.ts';
 import { type Column, fieldColumn, renderFields, renderJson, renderPage } from './output.ts';
 
 type SourceItem = ResponseOf<'DescribeSourceServers'>['SourceServers']['SourceServer'][number];

@@ -1,7 +1,7 @@
 import type { ResponseOf } from '../client/rpc-client.ts';
 import { apiCommand, subcommand } from './api-command.ts';
-import { summaryOf } from './commands.ts';
 import { EXIT } from './command.ts';
+import { summaryOf } from './commands.ts';
 import { type Column, fieldColumn, renderFields, renderJson, renderPage, shellWord } from './output.ts';
 
 type TokenItem = ResponseOf<'ListAccessTokens'>['AccessTokens']['AccessToken'][number];
@@ -63,7 +63,9 @@ export const tokenCommand = apiCommand({
         const replayed = res.AccessTokenCode === '';
         const commands = replayed ? undefined : importCommands(await publicUrlOf(endpoint), res.AccessTokenId, res.AccessTokenCode);
         if (output === 'json') {
-          process.stdout.write(renderJson({ ...res, ImportCommand: commands?.curl ?? '', ImportCommandWget: commands?.wget ?? '', AgentCommand: commands?.node ?? '' }));
+          process.stdout.write(
+            renderJson({ ...res, ImportCommand: commands?.curl ?? '', ImportCommandWget: commands?.wget ?? '', AgentCommand: commands?.node ?? '' }),
+          );
           return EXIT.ok;
         }
         if (replayed) {
@@ -106,7 +108,9 @@ export const tokenCommand = apiCommand({
       async run({ call, output, positional: id }) {
         const res = await call();
         process.stdout.write(
-          output === 'json' ? renderJson({ RequestId: res.RequestId, AccessTokenId: id }) : `Activation code ${id} disabled: it imports nothing more; imported sources stay.\n`,
+          output === 'json'
+            ? renderJson({ RequestId: res.RequestId, AccessTokenId: id })
+            : `Activation code ${id} disabled: it imports nothing more; imported sources stay.\n`,
         );
         return EXIT.ok;
       },
@@ -118,7 +122,11 @@ export const tokenCommand = apiCommand({
       summary: 'Delete a code; sources imported with it stay.',
       async run({ call, output, positional: id }) {
         const res = await call();
-        process.stdout.write(output === 'json' ? renderJson({ RequestId: res.RequestId, AccessTokenId: id }) : `Activation code ${id} deleted; its sources stay and keep its id.\n`);
+        process.stdout.write(
+          output === 'json'
+            ? renderJson({ RequestId: res.RequestId, AccessTokenId: id })
+            : `Activation code ${id} deleted; its sources stay and keep its id.\n`,
+        );
         return EXIT.ok;
       },
     }),

@@ -21,7 +21,12 @@ export interface V1Options {
  * the common parameters, the action's own, and Signature over all of them. The one place
  * smcd's clients (CLI, agent, tests, bench) build a signed request.
  */
-export function signedV1Params(creds: ClientCredentials, action: string, params: Readonly<Record<string, string>>, opts: V1Options = {}): Record<string, string> {
+export function signedV1Params(
+  creds: ClientCredentials,
+  action: string,
+  params: Readonly<Record<string, string>>,
+  opts: V1Options = {},
+): Record<string, string> {
   const all: Record<string, string> = {
     Action: action,
     Version: '2019-06-01',

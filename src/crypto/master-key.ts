@@ -26,8 +26,7 @@ export function parseMasterKey(text: string, what = 'SMCD_MASTER_KEY'): Buffer {
   return key;
 }
 
-export const masterKeyPath = (dataDir: string, which: '' | 'next' | 'previous' = '') =>
-  join(dataDir, which ? `master.key.${which}` : 'master.key');
+export const masterKeyPath = (dataDir: string, which: '' | 'next' | 'previous' = '') => join(dataDir, which ? `master.key.${which}` : 'master.key');
 
 export const newMasterKeyText = () => randomBytes(32).toString('hex');
 
@@ -41,7 +40,9 @@ function readOptional(path: string): string | undefined {
     return readFileSync(path, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new MasterKeyError(`cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): check that it is a file smcd may read.`);
+    throw new MasterKeyError(
+      `cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): check that it is a file smcd may read.`,
+    );
   }
 }
 

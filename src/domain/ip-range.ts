@@ -29,8 +29,7 @@ function parseEntry(entry: string): { address: string; prefix: number; family: '
 
 /** `::ffff:a.b.c.d` is a.b.c.d, as the TCP peer of a dual-stack socket reports IPv4 clients. */
 export function normaliseClientIp(ip: string): string {
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  return m ? m[1] : ip;
+  return /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip)?.[1] ?? ip;
 }
 
 const compiled = new Map<string, BlockList>();
@@ -56,7 +55,7 @@ export function ipAllowed(range: string, clientIp: string): boolean {
 
 /** The eight hextets of an IPv6 address (zone dropped, embedded IPv4 converted), or undefined. */
 function ipv6Hextets(ip: string): number[] | undefined {
-  let text = ip.split('%')[0]!.toLowerCase();
+  let text = (ip.split('%')[0] ?? '').toLowerCase();
   const dotted = /^(.*:)(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
   if (dotted) {
     const [a, b, c, d] = dotted.slice(2).map(Number) as [number, number, number, number];
@@ -81,5 +80,10 @@ export function addressGroup(ip: string): string {
   const plain = normaliseClientIp(ip);
   if (isIP(plain) !== 6) return plain;
   const hextets = ipv6Hextets(plain);
-  return hextets ? `${hextets.slice(0, 4).map((h) => h.toString(16)).join(':')}::/64` : plain;
+  return hextets
+    ? `${hextets
+        .slice(0, 4)
+        .map((h) => h.toString(16))
+        .join(':')}::/64`
+    : plain;
 }

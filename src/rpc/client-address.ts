@@ -10,7 +10,7 @@ export function parseTrustedProxies(list: string): BlockList | undefined {
   if (entries.length === 0) return undefined;
   const trusted = new BlockList();
   for (const entry of entries) {
-    const [address, prefix] = entry.split('/');
+    const [address = '', prefix] = entry.split('/');
     const version = isIP(address);
     if (version === 0) throw new Error(`--trust-proxy: "${entry}" is not an address or CIDR`);
     const family = version === 4 ? 'ipv4' : 'ipv6';
@@ -32,9 +32,9 @@ export function clientAddress(peer: string | undefined, forwardedFor: string | s
   let ip = normaliseClientIp(peer ?? '');
   if (!trusted || forwardedFor === undefined || !isTrusted(trusted, ip)) return ip;
   const hops = (Array.isArray(forwardedFor) ? forwardedFor.join(',') : forwardedFor).split(',').map((h) => normaliseClientIp(h.trim()));
-  for (let i = hops.length - 1; i >= 0; i--) {
-    if (isIP(hops[i]) === 0) break;
-    ip = hops[i];
+  for (const hop of hops.reverse()) {
+    if (isIP(hop) === 0) break;
+    ip = hop;
     if (!isTrusted(trusted, ip)) break;
   }
   return ip;

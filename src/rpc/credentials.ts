@@ -69,7 +69,8 @@ export class CredentialResolver {
       return hit;
     }
     const plain = this.box.open(sealed, recordId);
-    if (this.#plain.size >= this.cacheSize) this.#plain.delete(this.#plain.keys().next().value!);
+    const oldest = this.#plain.keys().next().value;
+    if (this.#plain.size >= this.cacheSize && oldest !== undefined) this.#plain.delete(oldest);
     this.#plain.set(sealed, plain);
     return plain;
   }

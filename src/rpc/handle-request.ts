@@ -8,7 +8,7 @@ import { type Store, StoreUnavailableError } from '../store/store.ts';
 import type { RequestContext, RpcAction } from './action.ts';
 import { clientAddress } from './client-address.ts';
 import type { CredentialResolver } from './credentials.ts';
-import { AUTH_FAILURE_CODES, ApiError, errors } from './errors.ts';
+import { ApiError, AUTH_FAILURE_CODES, errors } from './errors.ts';
 import { mergeParams, parseForm } from './parse-params.ts';
 import { readBody } from './read-body.ts';
 import { CONTENT_TYPES, type Format, HOST_ID, serialize } from './serialize.ts';
@@ -72,7 +72,14 @@ export function createRpcHandler(deps: RpcDependencies) {
     return errors.internal();
   }
 
-  function send(res: ServerResponse, status: number, format: Format, root: string, body: Record<string, unknown> & { RequestId: string }, close: boolean) {
+  function send(
+    res: ServerResponse,
+    status: number,
+    format: Format,
+    root: string,
+    body: Record<string, unknown> & { RequestId: string },
+    close: boolean,
+  ) {
     const text = serialize(format, root, body);
     const headers: Record<string, string | number> = {
       'content-type': CONTENT_TYPES[format],
@@ -180,7 +187,15 @@ export function createRpcHandler(deps: RpcDependencies) {
       const known = actions.has(actionName) ? actionName : 'unknown';
       metrics.requests.inc({ action: known, code: apiError.code });
       log.info(
-        { requestId, action: actionName.slice(0, 64), status: apiError.status, code: apiError.code, ms: +(performance.now() - started).toFixed(2), clientIp, keyId },
+        {
+          requestId,
+          action: actionName.slice(0, 64),
+          status: apiError.status,
+          code: apiError.code,
+          ms: +(performance.now() - started).toFixed(2),
+          clientIp,
+          keyId,
+        },
         'request refused',
       );
     } finally {

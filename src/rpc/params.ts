@@ -150,7 +150,8 @@ function disksFromJson(name: string, text: string): Map<string, string> {
   } catch {
     parsed = undefined;
   }
-  if (!Array.isArray(parsed)) throw errors.invalidParameter(name, 'a JSON array of {"Index","Path","Size"} objects, or DataDisk.N.Index, .Path and .Size.');
+  if (!Array.isArray(parsed))
+    throw errors.invalidParameter(name, 'a JSON array of {"Index","Path","Size"} objects, or DataDisk.N.Index, .Path and .Size.');
   const entries = new Map<string, string>();
   parsed.forEach((disk: unknown, i) => {
     if (disk === null || typeof disk !== 'object' || Array.isArray(disk)) throw errors.invalidParameter(name, 'each disk is a JSON object.');

@@ -52,7 +52,8 @@ class BodyReader {
 
   #end(): void {
     this.#cleanup();
-    this.resolve(this.#chunks.length === 1 ? this.#chunks[0] : Buffer.concat(this.#chunks, this.#size));
+    const [only] = this.#chunks;
+    this.resolve(this.#chunks.length === 1 && only ? only : Buffer.concat(this.#chunks, this.#size));
   }
 
   #error(err: Error): void {

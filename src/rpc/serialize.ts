@@ -7,11 +7,12 @@ export const CONTENT_TYPES: Record<Format, string> = {
   XML: 'application/xml;charset=utf-8',
 };
 
-const XML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' };
+const XML_ESCAPES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' };
 
 // XML 1.0 cannot carry most control characters at all, even escaped.
-const escapeXml = (text: string): string =>
-  text.replace(/[&<>"']/g, (c) => XML_ESCAPES[c]).replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/g, '');
+// biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point.
+const NOT_IN_XML = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/g;
+const escapeXml = (text: string): string => text.replace(/[&<>"']/g, (c) => XML_ESCAPES[c] ?? c).replace(NOT_IN_XML, '');
 
 function xmlValue(name: string, value: unknown): string {
   if (value === null || value === undefined) return `<${name}/>`;

@@ -13,7 +13,7 @@ export function v1StringToSign(method: string, params: Iterable<[string, string]
   let canonical = '';
   for (const [k, v] of pairs) canonical += `${canonical ? '&' : ''}${percentEncode(k)}=${percentEncode(v)}`;
   // percentEncode(canonical): its characters are unreserved or one of % = &, so only those change.
-  return `${method}&%2F&${canonical.replace(/[%=&]/g, (c) => REENCODED[c])}`;
+  return `${method}&%2F&${canonical.replace(/[%=&]/g, (c) => REENCODED[c] ?? c)}`;
 }
 
 const REENCODED: Record<string, string> = { '%': '%25', '=': '%3D', '&': '%26' };

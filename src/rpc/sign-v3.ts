@@ -28,7 +28,12 @@ export function v3CanonicalRequest(req: V3Request): string {
   let canonicalHeaders = '';
   for (const name of req.signedHeaders) {
     const value = req.headers[name];
-    const text = Array.isArray(value) ? value.map((v) => v.trim()).sort().join(',') : (value ?? '').trim();
+    const text = Array.isArray(value)
+      ? value
+          .map((v) => v.trim())
+          .sort()
+          .join(',')
+      : (value ?? '').trim();
     canonicalHeaders += `${name}:${text}\n`;
   }
   return [req.method, req.path, canonicalQuery, canonicalHeaders, req.signedHeaders.join(';'), req.payloadHash].join('\n');

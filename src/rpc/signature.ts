@@ -1,7 +1,7 @@
 import { safeEqual } from '../crypto/compare.ts';
 import { errors } from './errors.ts';
 import { v1Signature } from './sign-v1.ts';
-import { V3_ALGORITHM, sha256Hex, v3CanonicalRequest, v3Signature } from './sign-v3.ts';
+import { sha256Hex, V3_ALGORITHM, v3CanonicalRequest, v3Signature } from './sign-v3.ts';
 
 export interface IncomingSigned {
   method: string;
@@ -51,19 +51,25 @@ export function readSignature(req: IncomingSigned): SignatureClaim {
 }
 
 function readV1(req: IncomingSigned): SignatureClaim {
-  for (const name of V1_REQUIRED) {
-    if (!req.params.get(name)) throw errors.missingSignatureParam(name);
-  }
-  const method = req.params.get('SignatureMethod')!;
+  const required = (name: (typeof V1_REQUIRED)[number]): string => {
+    const value = req.params.get(name);
+    if (!value) throw errors.missingSignatureParam(name);
+    return value;
+  };
+  // In V1_REQUIRED's order, so the first missing one is the one named.
+  const keyId = required('AccessKeyId');
+  const given = required('Signature');
+  const method = required('SignatureMethod');
+  const nonce = required('SignatureNonce');
+  const timestamp = required('Timestamp');
   if (method !== 'HMAC-SHA1') throw errors.invalidSignatureMethod(method);
   const version = req.params.get('SignatureVersion') ?? '1.0';
   if (version !== '1.0') throw errors.invalidSignatureMethod(`SignatureVersion ${version}`);
-  const given = req.params.get('Signature')!;
   return {
     version: 'v1',
-    keyId: req.params.get('AccessKeyId')!,
-    timestamp: req.params.get('Timestamp')!,
-    nonce: checkNonce(req.params.get('SignatureNonce')!),
+    keyId,
+    timestamp,
+    nonce: checkNonce(nonce),
     verify: (secret) => safeEqual(v1Signature(req.method, req.params, secret), given),
   };
 }
@@ -80,8 +86,7 @@ function readV3(req: IncomingSigned, authorization: string): SignatureClaim {
   const keyId = fields.get('Credential');
   const signedHeaderList = fields.get('SignedHeaders');
   const given = fields.get('Signature');
-  if (!keyId || !signedHeaderList || !given)
-    throw errors.incompleteSignature('Authorization needs Credential, SignedHeaders and Signature.');
+  if (!keyId || !signedHeaderList || !given) throw errors.incompleteSignature('Authorization needs Credential, SignedHeaders and Signature.');
   const signedHeaders = signedHeaderList.split(';');
   if (signedHeaders.some((h) => h !== h.toLowerCase() || h === ''))
     throw errors.incompleteSignature('SignedHeaders must be lower-case header names separated by ";".');

@@ -1,5 +1,11 @@
 import { addressGroup } from '../domain/ip-range.ts';
 
+/** Removes a Map's first-inserted entry: the oldest, when entries are re-inserted on use. */
+function dropOldest(map: Map<string, unknown>): void {
+  const { value, done } = map.keys().next();
+  if (!done) map.delete(value);
+}
+
 /**
  * Counts events per key within a fixed window: more than `limit` within `windowMs`
  * and the key is over its limit until that window ends. Bounded: past `maxKeys`
@@ -36,7 +42,7 @@ class WindowCounter {
 
   #prune(now: number): void {
     for (const [key, w] of this.#windows) if (now - w.start >= this.windowMs) this.#windows.delete(key);
-    while (this.#windows.size >= this.maxKeys) this.#windows.delete(this.#windows.keys().next().value!);
+    while (this.#windows.size >= this.maxKeys) dropOldest(this.#windows);
   }
 }
 
@@ -99,7 +105,7 @@ export class AuthThrottle {
     if (seen !== undefined && now - seen < TRUST_REFRESH_MS) return;
     // Map order is insertion order: re-inserting keeps the oldest pairs first, for eviction.
     this.#trusted.delete(pair);
-    if (this.#trusted.size >= TRUSTED_PAIRS) this.#trusted.delete(this.#trusted.keys().next().value!);
+    if (this.#trusted.size >= TRUSTED_PAIRS) dropOldest(this.#trusted);
     this.#trusted.set(pair, now);
   }
 }

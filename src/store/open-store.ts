@@ -20,7 +20,8 @@ const STORES: Array<{ accepts: (url: string) => boolean; open: (url: string, opt
   {
     // `sqlite:<path>`, or a bare path.
     accepts: () => true,
-    open: async (url, options) => new (await import('./sqlite/sqlite-store.ts')).SqliteStore(url.startsWith('sqlite:') ? url.slice('sqlite:'.length) : url, options),
+    open: async (url, options) =>
+      new (await import('./sqlite/sqlite-store.ts')).SqliteStore(url.startsWith('sqlite:') ? url.slice('sqlite:'.length) : url, options),
   },
 ];
 

@@ -45,7 +45,20 @@ export function accessTokenFromRow(r: Row): AccessTokenRecord {
 
 /** (id, code_sealed, name, description, count, registered_count, ttl_days, created_at, expires_at, disabled, ip_address_range, created_by) */
 export function accessTokenValues(t: AccessTokenRecord): unknown[] {
-  return [t.id, t.codeSealed, t.name, t.description, t.count, t.registeredCount, t.timeToLiveInDays, t.createdAt, t.expiresAt, t.disabled ? 1 : 0, t.ipAddressRange, t.createdBy];
+  return [
+    t.id,
+    t.codeSealed,
+    t.name,
+    t.description,
+    t.count,
+    t.registeredCount,
+    t.timeToLiveInDays,
+    t.createdAt,
+    t.expiresAt,
+    t.disabled ? 1 : 0,
+    t.ipAddressRange,
+    t.createdBy,
+  ];
 }
 
 export function sourceFromRow(r: Row): SourceRecord {

@@ -27,10 +27,13 @@ export class Semaphore {
     return new Promise((resolve, reject) => {
       const waiter = {
         grant: resolve,
-        timer: setTimeout(() => {
-          this.#waiting.splice(this.#waiting.indexOf(waiter), 1);
-          reject(timeoutError());
-        }, Math.max(0, deadline - Date.now())),
+        timer: setTimeout(
+          () => {
+            this.#waiting.splice(this.#waiting.indexOf(waiter), 1);
+            reject(timeoutError());
+          },
+          Math.max(0, deadline - Date.now()),
+        ),
       };
       this.#waiting.push(waiter);
     });

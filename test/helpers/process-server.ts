@@ -31,7 +31,7 @@ export function startServerProcess(args: string[], env: NodeJS.ProcessEnv = {}, 
       if (m) {
         clearTimeout(timer);
         resolve({
-          url: m[1],
+          url: m[1]!,
           child,
           output,
           async stop(signal = 'SIGTERM') {
@@ -45,8 +45,7 @@ export function startServerProcess(args: string[], env: NodeJS.ProcessEnv = {}, 
       let buf = '';
       stream.on('data', (chunk) => {
         buf += chunk;
-        let nl;
-        while ((nl = buf.indexOf('\n')) !== -1) {
+        for (let nl = buf.indexOf('\n'); nl !== -1; nl = buf.indexOf('\n')) {
           onLine(buf.slice(0, nl));
           buf = buf.slice(nl + 1);
         }

@@ -26,7 +26,7 @@ function parse(buf: Buffer, head = false): RawResponse | undefined {
   } catch {
     json = undefined;
   }
-  return { status: Number(lines[0].split(' ')[1]), headers, body, json };
+  return { status: Number(lines[0]?.split(' ')[1]), headers, body, json };
 }
 
 /**
@@ -56,7 +56,9 @@ export function rawHttp(port: number, request: Buffer | string, opts: { timeoutM
       if (r && (opts.head || r.headers['content-length'] !== undefined)) finish(r);
     });
     socket.on('error', () => {});
-    socket.on('close', () => finish(parse(buf, opts.head) ?? (buf.length ? { status: Number.NaN, headers: {}, body: buf.toString('utf8'), json: undefined } : undefined)));
+    socket.on('close', () =>
+      finish(parse(buf, opts.head) ?? (buf.length ? { status: Number.NaN, headers: {}, body: buf.toString('utf8'), json: undefined } : undefined)),
+    );
     socket.write(request);
   });
 }

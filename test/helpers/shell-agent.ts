@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -184,7 +184,10 @@ export function parseProbe(stdout: string): Map<string, string> {
   for (const line of stdout.split('\n')) {
     if (!line) continue;
     const i = line.indexOf('=');
-    out.set(line.slice(0, i), line.slice(i + 1).replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c)));
+    out.set(
+      line.slice(0, i),
+      line.slice(i + 1).replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c)),
+    );
   }
   return out;
 }

@@ -95,7 +95,7 @@ export async function callV3(baseUrl: string, creds: Creds, action: string, para
     query: Object.entries(query),
     headers,
     signedHeaders,
-    payloadHash: headers['x-acs-content-sha256'],
+    payloadHash: headers['x-acs-content-sha256']!,
   });
   headers.authorization = `ACS3-HMAC-SHA256 Credential=${creds.id},SignedHeaders=${signedHeaders.join(';')},Signature=${v3Signature(canonical, creds.secret)}`;
   const qs = encodeForm(query);

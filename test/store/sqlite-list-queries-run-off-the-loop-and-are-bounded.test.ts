@@ -52,7 +52,10 @@ describe('SQLite list queries run in a read worker, and the work one request may
     try {
       const running = pool.run([{ sql: SLOW, params: [] }]);
       const queued = [pool.run([{ sql: 'SELECT 1 AS one', params: [] }]), pool.run([{ sql: 'SELECT 2 AS one', params: [] }])];
-      await assert.rejects(pool.run([{ sql: 'SELECT 3 AS one', params: [] }]), (err: Error) => err instanceof StoreUnavailableError && /too many/.test(String(err.cause)));
+      await assert.rejects(
+        pool.run([{ sql: 'SELECT 3 AS one', params: [] }]),
+        (err: Error) => err instanceof StoreUnavailableError && /too many/.test(String(err.cause)),
+      );
       assert.deepEqual(await running, [[{ n: 10_000_000 }]]);
       assert.deepEqual(await Promise.all(queued), [[[{ one: 1 }]], [[{ one: 2 }]]], 'the queued ones ran after it, in order');
     } finally {

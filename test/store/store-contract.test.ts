@@ -2,15 +2,15 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { newAccessKeyId, newAccessTokenId, newSourceId, newSourceKeyId } from '../../src/crypto/ids.ts';
-import { importRefusal } from '../../src/domain/access-token.ts';
-import { DAY_MS } from '../../src/domain/time.ts';
-import { openStore } from '../../src/store/open-store.ts';
 import type { AccessKeyRecord } from '../../src/domain/access-key.ts';
 import type { AccessTokenRecord } from '../../src/domain/access-token.ts';
+import { importRefusal } from '../../src/domain/access-token.ts';
 import type { SourceFields } from '../../src/domain/source-server.ts';
+import { DAY_MS } from '../../src/domain/time.ts';
+import { openStore } from '../../src/store/open-store.ts';
 import type { ImportRequest, Store } from '../../src/store/store.ts';
 import { tempDir } from '../helpers/server.ts';
-import { STORE_KINDS, openTestDatabase, storeSkipReason } from '../helpers/stores.ts';
+import { openTestDatabase, STORE_KINDS, storeSkipReason } from '../helpers/stores.ts';
 
 /**
  * The Store interface, driven directly, once per store: both must give the same
@@ -238,7 +238,8 @@ for (const kind of STORE_KINDS) {
 
     it('tokens: the unfiltered TotalCount stays exact through concurrent creates, replays and deletes', async () => {
       const all = async () => (await store.listAccessTokens({ now: T0, offset: 0, limit: 1 })).total;
-      const counted = async () => (await store.listAccessTokens({ now: T0, offset: 0, limit: 1, status: 'activated' })).total +
+      const counted = async () =>
+        (await store.listAccessTokens({ now: T0, offset: 0, limit: 1, status: 'activated' })).total +
         (await store.listAccessTokens({ now: T0, offset: 0, limit: 1, status: 'unactivated' })).total +
         (await store.listAccessTokens({ now: T0, offset: 0, limit: 1, status: 'expired' })).total;
       const before = await all();
@@ -476,10 +477,18 @@ for (const kind of STORE_KINDS) {
       await store.createAccessToken(a);
       await store.createAccessToken(b);
       const machines = Array.from({ length: 8 }, () => unique('m'));
-      const results = await Promise.all(machines.flatMap((m) => [store.importSource(importRequest(a.id, m)), store.importSource(importRequest(b.id, m))]));
-      assert.ok(results.every((r) => r.outcome === 'imported'), JSON.stringify(results));
+      const results = await Promise.all(
+        machines.flatMap((m) => [store.importSource(importRequest(a.id, m)), store.importSource(importRequest(b.id, m))]),
+      );
+      assert.ok(
+        results.every((r) => r.outcome === 'imported'),
+        JSON.stringify(results),
+      );
       for (const [i, m] of machines.entries()) {
-        const [ra, rb] = [results[2 * i], results[2 * i + 1]] as Array<{ sourceId: string; created: boolean }>;
+        const [ra, rb] = [results[2 * i], results[2 * i + 1]] as Array<{ sourceId: string; created: boolean }> as [
+          { sourceId: string; created: boolean },
+          { sourceId: string; created: boolean },
+        ];
         assert.equal(ra.sourceId, rb.sourceId, `machine ${m} has one source`);
         assert.equal(Number(ra.created) + Number(rb.created), 1);
       }
@@ -536,7 +545,9 @@ for (const kind of STORE_KINDS) {
       // A disabled code answers first.
       await store.disableAccessToken(other.id);
       assert.deepEqual(
-        await store.importSource(importRequest(other.id, owner, { ownsSource: () => false, refusal: (r) => importRefusal(r, T0 + 1_000, '192.0.2.10') })),
+        await store.importSource(
+          importRequest(other.id, owner, { ownsSource: () => false, refusal: (r) => importRefusal(r, T0 + 1_000, '192.0.2.10') }),
+        ),
         { outcome: 'refused', reason: 'disabled' },
       );
       // Once the source is deleted, the machine imports without proof (and without a new use of its code).

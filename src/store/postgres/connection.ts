@@ -209,8 +209,7 @@ export class PgConnection {
       try {
         return await this.#attempt(kind, fn, deadline);
       } catch (err) {
-        const again =
-          (RETRYABLE.has(errorCode(err)) && attempt < MAX_ATTEMPTS) || (err instanceof StaleConnection && attempt === 1);
+        const again = (RETRYABLE.has(errorCode(err)) && attempt < MAX_ATTEMPTS) || (err instanceof StaleConnection && attempt === 1);
         const wait = err instanceof StaleConnection ? 0 : backoffMs(attempt);
         if (!again || Date.now() + wait >= deadline) throw err instanceof StaleConnection ? err.cause : err;
         await sleep(wait);
@@ -240,7 +239,11 @@ export class PgConnection {
    * many run at once they share half the pool; each waits at most the store timeout.
    */
   heavy<T>(kind: OpKind, fn: (q: Query) => Promise<T>): Promise<T> {
-    return this.#heavy.run(Date.now() + this.timeoutMs, () => new StoreUnavailableError(new DeadlineExceeded()), () => this.op(kind, fn));
+    return this.#heavy.run(
+      Date.now() + this.timeoutMs,
+      () => new StoreUnavailableError(new DeadlineExceeded()),
+      () => this.op(kind, fn),
+    );
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { StoreOpenError } from '../store.ts';
-import { MAX_ATTEMPTS, RETRYABLE, backoffMs, errorCode, noop, sleep } from './connection.ts';
+import { backoffMs, errorCode, MAX_ATTEMPTS, noop, RETRYABLE, sleep } from './connection.ts';
 import { CREATE_SCHEMA_MIGRATIONS, POSTGRES_MIGRATIONS } from './migrations.ts';
 
 const MIGRATION_TIMEOUT_MS = 60_000;
@@ -33,7 +33,7 @@ export async function migrate(url: string, timeoutMs: number): Promise<void> {
         await sleep(backoffMs(attempt));
       }
     }
-    for (let i = 0; i < POSTGRES_MIGRATIONS.length; i++) {
+    for (const [i, statements] of POSTGRES_MIGRATIONS.entries()) {
       const version = i + 1;
       for (let attempt = 1; ; attempt++) {
         const seen = await client.query('SELECT 1 FROM schema_migrations WHERE version = $1', [version]);
@@ -41,7 +41,7 @@ export async function migrate(url: string, timeoutMs: number): Promise<void> {
         try {
           await client.query('BEGIN');
           await client.query('INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)', [version, Date.now()]);
-          for (const statement of POSTGRES_MIGRATIONS[i]) await client.query(statement);
+          for (const statement of statements) await client.query(statement);
           await client.query('COMMIT');
           break;
         } catch (err) {

@@ -114,5 +114,4 @@ export const COUNT_SHARDS = 16;
  * The ledger of applied versions. Its primary key is what makes concurrent start-ups
  * safe: each step inserts its version row first, in the step's own transaction.
  */
-export const CREATE_SCHEMA_MIGRATIONS =
-  'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)';
+export const CREATE_SCHEMA_MIGRATIONS = 'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)';

@@ -1,7 +1,15 @@
 import type { AccessKeyRecord } from '../../domain/access-key.ts';
 import type { AccessTokenRecord } from '../../domain/access-token.ts';
 import type { SourceRecord } from '../../domain/source-server.ts';
-import { accessKeyFromRow, accessKeyValues, accessTokenFromRow, accessTokenValues, ownedSourceFromRow, sourceFieldValues, sourceFromRow } from '../rows.ts';
+import {
+  accessKeyFromRow,
+  accessKeyValues,
+  accessTokenFromRow,
+  accessTokenValues,
+  ownedSourceFromRow,
+  sourceFieldValues,
+  sourceFromRow,
+} from '../rows.ts';
 import {
   type CreateTokenOutcome,
   type IdempotencyKey,
@@ -13,7 +21,7 @@ import {
   StoreUnavailableError,
   type TokenQuery,
 } from '../store.ts';
-import { PgConnection, type PgConnectionOptions, type Query, RetryTransaction, describePostgresUrl, isUnavailableError, noop } from './connection.ts';
+import { describePostgresUrl, isUnavailableError, noop, PgConnection, type PgConnectionOptions, type Query, RetryTransaction } from './connection.ts';
 import { migrate } from './migrate.ts';
 import { COUNT_SHARDS } from './migrations.ts';
 
@@ -283,7 +291,8 @@ export class PostgresStore implements Store {
       );
       return { total: Number(counted.rows[0]?.n), items: rows.rows.map(accessTokenFromRow) };
     };
-    const cheap = (where.sql === '' || (query.ids !== undefined && query.name === undefined && query.status === undefined)) && query.offset <= CHEAP_OFFSET;
+    const cheap =
+      (where.sql === '' || (query.ids !== undefined && query.name === undefined && query.status === undefined)) && query.offset <= CHEAP_OFFSET;
     return cheap ? this.#db.op('read', list) : this.#db.heavy('read', list);
   }
 
@@ -328,7 +337,15 @@ export class PostgresStore implements Store {
       }
       if (existing) {
         const keyId = String(existing.key_id);
-        await q(UPDATE_SOURCE_ON_IMPORT, req.sealKey(keyId), req.tokenId, ...sourceFieldValues(req.fields, 'update'), req.now, req.clientIp, existing.id);
+        await q(
+          UPDATE_SOURCE_ON_IMPORT,
+          req.sealKey(keyId),
+          req.tokenId,
+          ...sourceFieldValues(req.fields, 'update'),
+          req.now,
+          req.clientIp,
+          existing.id,
+        );
         return { outcome: 'imported', sourceId: String(existing.id), keyId, usedSlot: !used, created: false };
       }
       const inserted = await q(
@@ -408,7 +425,8 @@ export class PostgresStore implements Store {
       async (q) => {
         let n = 0;
         for (const r of (await q('SELECT id, secret_sealed FROM access_keys FOR UPDATE')).rows) {
-          n += (await q('UPDATE access_keys SET secret_sealed = $1 WHERE id = $2', reseal(String(r.secret_sealed), String(r.id)), r.id)).rowCount ?? 0;
+          n +=
+            (await q('UPDATE access_keys SET secret_sealed = $1 WHERE id = $2', reseal(String(r.secret_sealed), String(r.id)), r.id)).rowCount ?? 0;
         }
         for (const r of (await q('SELECT id, code_sealed FROM access_tokens FOR UPDATE')).rows) {
           n += (await q('UPDATE access_tokens SET code_sealed = $1 WHERE id = $2', reseal(String(r.code_sealed), String(r.id)), r.id)).rowCount ?? 0;

@@ -1,6 +1,6 @@
-import Database from 'better-sqlite3';
 import { closeSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
 import { type StoreObserver, StoreOpenError, StoreUnavailableError } from '../store.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
 
@@ -9,7 +9,9 @@ function checkDatabaseFile(path: string): void {
   try {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   } catch (err) {
-    throw new StoreOpenError(`cannot create the data directory ${dirname(path)} (${(err as NodeJS.ErrnoException).code}): check the path and its permissions.`);
+    throw new StoreOpenError(
+      `cannot create the data directory ${dirname(path)} (${(err as NodeJS.ErrnoException).code}): check the path and its permissions.`,
+    );
   }
   const size = statSync(path, { throwIfNoEntry: false })?.size;
   if (size === undefined) {
@@ -61,7 +63,9 @@ function openError(err: unknown, path: string): unknown {
   const code = String((err as { code?: unknown })?.code ?? '');
   const message = (err as Error)?.message ?? String(err);
   if (code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT'))
-    return new StoreOpenError(`The database ${path} is damaged (${message}). Restore it from a backup (smcd restore); keep the damaged file for inspection.`);
+    return new StoreOpenError(
+      `The database ${path} is damaged (${message}). Restore it from a backup (smcd restore); keep the damaged file for inspection.`,
+    );
   if (code.startsWith('SQLITE_CANTOPEN') || code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_PERM') || code.startsWith('SQLITE_IOERR'))
     return new StoreOpenError(`cannot open the database ${path} (${message}): check that the file and its directory exist and smcd may write them.`);
   if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'))

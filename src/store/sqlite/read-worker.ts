@@ -1,5 +1,5 @@
-import Database from 'better-sqlite3';
 import { parentPort, workerData } from 'node:worker_threads';
+import Database from 'better-sqlite3';
 
 /**
  * A read-only connection to the database, in its own thread: the list queries whose cost
@@ -28,12 +28,15 @@ const statement = (sql: string) => {
 };
 const inSnapshot = db.transaction((job: ReadJob) => job.statements.map(({ sql, params }) => statement(sql).all(...params)));
 
-parentPort!.on('message', (job: ReadJob | 'close') => {
+const port = parentPort;
+if (!port) throw new Error('read-worker.ts runs as a worker thread');
+
+port.on('message', (job: ReadJob | 'close') => {
   if (job === 'close') {
     // Closed here, not by terminating the thread: a connection left open would keep the
     // main connection's close from checkpointing the WAL into the database file.
     db.close();
-    parentPort!.close();
+    port.close();
     return;
   }
   let result: ReadResult;
@@ -42,5 +45,5 @@ parentPort!.on('message', (job: ReadJob | 'close') => {
   } catch (err) {
     result = { id: job.id, error: { message: (err as Error).message, code: (err as { code?: string }).code } };
   }
-  parentPort!.postMessage(result);
+  port.postMessage(result);
 });

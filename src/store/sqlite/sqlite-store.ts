@@ -1,17 +1,16 @@
 import type { AccessKeyRecord } from '../../domain/access-key.ts';
 import type { AccessTokenRecord } from '../../domain/access-token.ts';
 import type { SourceRecord } from '../../domain/source-server.ts';
-import { accessKeyFromRow, accessKeyValues, accessTokenFromRow, accessTokenValues, ownedSourceFromRow, sourceFieldValues, sourceFromRow } from '../rows.ts';
-import type {
-  CreateTokenOutcome,
-  IdempotencyKey,
-  ImportOutcome,
-  ImportRequest,
-  SourceQuery,
-  Store,
-  StoreObserver,
-  TokenQuery,
-} from '../store.ts';
+import {
+  accessKeyFromRow,
+  accessKeyValues,
+  accessTokenFromRow,
+  accessTokenValues,
+  ownedSourceFromRow,
+  sourceFieldValues,
+  sourceFromRow,
+} from '../rows.ts';
+import type { CreateTokenOutcome, IdempotencyKey, ImportOutcome, ImportRequest, SourceQuery, Store, StoreObserver, TokenQuery } from '../store.ts';
 import { type Row, SqliteConnection } from './connection.ts';
 import { SqliteReadPool } from './read-pool.ts';
 
@@ -223,7 +222,9 @@ export class SqliteStore implements Store {
   async listAccessTokens(q: TokenQuery): Promise<{ total: number; items: AccessTokenRecord[] }> {
     const w = tokenWhere(q);
     const count =
-      w.sql === '' ? { sql: 'SELECT n FROM access_token_count WHERE one = 1', params: [] } : { sql: `SELECT COUNT(*) AS n FROM access_tokens ${w.sql}`, params: w.params };
+      w.sql === ''
+        ? { sql: 'SELECT n FROM access_token_count WHERE one = 1', params: [] }
+        : { sql: `SELECT COUNT(*) AS n FROM access_tokens ${w.sql}`, params: w.params };
     // The page follows one index the planner might not pick without statistics: a Status
     // walks (closed, seq) newest first; `expired` walks the table newest first.
     const table =
@@ -267,13 +268,25 @@ export class SqliteStore implements Store {
       }
       const used = this.#db.get('SELECT 1 AS used FROM token_uses WHERE access_token_id = ? AND machine_id = ?', req.tokenId, req.machineId);
       if (!used) {
-        const slot = this.#db.run('UPDATE access_tokens SET registered_count = registered_count + 1 WHERE id = ? AND registered_count < count', req.tokenId);
+        const slot = this.#db.run(
+          'UPDATE access_tokens SET registered_count = registered_count + 1 WHERE id = ? AND registered_count < count',
+          req.tokenId,
+        );
         if (slot === 0) return { outcome: 'refused', reason: 'count' };
         this.#db.run('INSERT INTO token_uses (access_token_id, machine_id, used_at) VALUES (?, ?, ?)', req.tokenId, req.machineId, req.now);
       }
       if (existing) {
         const keyId = String(existing.key_id);
-        this.#db.run(UPDATE_SOURCE_ON_IMPORT, req.sealKey(keyId), req.tokenId, ...sourceFieldValues(req.fields, 'update'), req.now, req.clientIp, req.now, existing.id);
+        this.#db.run(
+          UPDATE_SOURCE_ON_IMPORT,
+          req.sealKey(keyId),
+          req.tokenId,
+          ...sourceFieldValues(req.fields, 'update'),
+          req.now,
+          req.clientIp,
+          req.now,
+          existing.id,
+        );
         return { outcome: 'imported', sourceId: String(existing.id), keyId, usedSlot: !used, created: false };
       }
       this.#db.run(
@@ -321,9 +334,14 @@ export class SqliteStore implements Store {
 
   async describeSources(q: SourceQuery): Promise<{ total: number; items: SourceRecord[] }> {
     const w = sourceWhere(q);
-    const count = w.sql === '' ? { sql: 'SELECT n FROM source_count WHERE one = 1', params: [] } : { sql: `SELECT COUNT(*) AS n FROM sources ${w.sql}`, params: w.params };
+    const count =
+      w.sql === ''
+        ? { sql: 'SELECT n FROM source_count WHERE one = 1', params: [] }
+        : { sql: `SELECT COUNT(*) AS n FROM sources ${w.sql}`, params: w.params };
     const page = { sql: `SELECT * FROM sources ${w.sql} ORDER BY seq DESC LIMIT ? OFFSET ?`, params: [...w.params, q.limit, q.offset] };
-    const cheap = (w.sql === '' || (q.ids !== undefined && q.name === undefined && q.accessTokenId === undefined && q.state === undefined)) && q.offset <= CHEAP_OFFSET;
+    const cheap =
+      (w.sql === '' || (q.ids !== undefined && q.name === undefined && q.accessTokenId === undefined && q.state === undefined)) &&
+      q.offset <= CHEAP_OFFSET;
     const [counted, rows] = await this.#read(cheap, [count, page]);
     return { total: Number(counted?.[0]?.n), items: (rows ?? []).map(sourceFromRow) };
   }
