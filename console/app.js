@@ -195,6 +195,66 @@ function renderPager(box, res, state, reload) {
   );
 }
 
+// ---- paged lists -----------------------------------------------------------
+
+/**
+ * A table filled from one List/Describe action, a page at a time: both tabs are one of these.
+ * `state` holds the filters (named like the filter form's fields), `page` and `pageSize`;
+ * `params(state)` turns the filters into the action's parameters; `row(item)` makes one <tr>.
+ */
+function pagedList({ action, listKey, itemKey, params, state, table, empty, pager, error, row }) {
+  // Loads are numbered and only the latest one's answer reaches the page: a slow answer to an
+  // older filter or page must not overwrite the newer one.
+  let latest = 0;
+
+  async function load() {
+    if (!credentials()) return;
+    const seq = ++latest;
+    const wrap = table.parentElement;
+    wrap.classList.add('loading');
+    try {
+      const res = await call(action, { ...params(state), PageNumber: state.page, PageSize: state.pageSize });
+      if (seq !== latest) return;
+      const pages = Math.max(1, Math.ceil(res.TotalCount / state.pageSize));
+      if (state.page > pages) {
+        state.page = pages; // the last page emptied (a delete): show the one before
+        return load();
+      }
+      hideError(error);
+      render(res);
+    } catch (err) {
+      if (seq === latest) showError(error, err);
+    } finally {
+      if (seq === latest) wrap.classList.remove('loading');
+    }
+  }
+
+  function render(res) {
+    const items = res[listKey]?.[itemKey] ?? [];
+    table.tBodies[0].replaceChildren(...items.map(row));
+    empty.hidden = items.length > 0;
+    renderPager(pager, res, state, load);
+  }
+
+  return { state, load };
+}
+
+/** Wires a filter bar to its list; the form's field names are the list's filter keys. */
+function wireFilters(form, refresh, list) {
+  const apply = () => {
+    for (const [name, value] of new FormData(form)) list.state[name] = String(value).trim();
+    list.state.page = 1;
+    list.load();
+  };
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    apply();
+  });
+  // The reset event comes before the fields are reset: read them a task later, once they are.
+  form.addEventListener('reset', () => setTimeout(apply));
+  refresh.addEventListener('click', () => list.load());
+}
+
 // ---- confirmation --------------------------------------------------------
 
 /** Asks before a destructive call and runs it inside the dialog, so a refusal is shown right there. */
@@ -225,43 +285,18 @@ function confirmThen({ title, message, ok, action }) {
 
 // ---- activation codes ----------------------------------------------------
 
-const codes = { status: '', name: '', page: 1, pageSize: 20 };
-let codesSeq = 0;
-
-async function loadCodes() {
-  if (!credentials()) return;
-  const seq = ++codesSeq;
-  const wrap = $('codes-table').parentElement;
-  wrap.classList.add('loading');
-  try {
-    const res = await call('ListAccessTokens', {
-      Status: codes.status || undefined,
-      Name: codes.name || undefined,
-      PageNumber: codes.page,
-      PageSize: codes.pageSize,
-    });
-    if (seq !== codesSeq) return;
-    const pages = Math.max(1, Math.ceil(res.TotalCount / codes.pageSize));
-    if (codes.page > pages) {
-      codes.page = pages; // the last page emptied (a delete): show the one before
-      return loadCodes();
-    }
-    hideError($('codes-error'));
-    renderCodes(res);
-  } catch (err) {
-    if (seq !== codesSeq) return;
-    showError($('codes-error'), err);
-  } finally {
-    if (seq === codesSeq) wrap.classList.remove('loading');
-  }
-}
-
-function renderCodes(res) {
-  const items = res.AccessTokens?.AccessToken ?? [];
-  $('codes-table').tBodies[0].replaceChildren(...items.map(codeRow));
-  $('codes-empty').hidden = items.length > 0;
-  renderPager($('codes-pager'), res, codes, loadCodes);
-}
+const codes = pagedList({
+  action: 'ListAccessTokens',
+  listKey: 'AccessTokens',
+  itemKey: 'AccessToken',
+  params: (f) => ({ Status: f.status || undefined, Name: f.name || undefined }),
+  state: { status: '', name: '', page: 1, pageSize: 20 },
+  table: $('codes-table'),
+  empty: $('codes-empty'),
+  pager: $('codes-pager'),
+  error: $('codes-error'),
+  row: codeRow,
+});
 
 function codeRow(t) {
   const count = Number(t.Count);
@@ -306,7 +341,7 @@ function codeRow(t) {
               action: async () => {
                 await call('DisableAccessToken', { AccessTokenId: t.AccessTokenId });
                 toast(`Activation code ${t.AccessTokenId} disabled.`);
-                await loadCodes();
+                await codes.load();
               },
             }),
         },
@@ -325,7 +360,7 @@ function codeRow(t) {
               action: async () => {
                 await call('DeleteAccessToken', { AccessTokenId: t.AccessTokenId });
                 toast(`Activation code ${t.AccessTokenId} deleted.`);
-                await loadCodes();
+                await codes.load();
               },
             }),
         },
@@ -336,11 +371,11 @@ function codeRow(t) {
 }
 
 function showSourcesOf(tokenId) {
-  Object.assign(sources, { state: '', name: '', token: tokenId, page: 1 });
+  Object.assign(sources.state, { state: '', name: '', token: tokenId, page: 1 });
   $('sources-state').value = '';
   $('sources-name').value = '';
   $('sources-token').value = tokenId;
-  if (location.hash === '#sources') loadSources();
+  if (location.hash === '#sources') sources.load();
   else location.hash = '#sources';
 }
 
@@ -412,8 +447,8 @@ function clearCreated() {
   $('create-form').hidden = false;
   $('create-form').reset();
   if (shown) {
-    codes.page = 1;
-    loadCodes();
+    codes.state.page = 1;
+    codes.load();
   }
 }
 
@@ -437,44 +472,18 @@ async function copyFrom(sourceId, button) {
 
 // ---- source servers --------------------------------------------------------
 
-const sources = { state: '', name: '', token: '', page: 1, pageSize: 10 };
-let sourcesSeq = 0;
-
-async function loadSources() {
-  if (!credentials()) return;
-  const seq = ++sourcesSeq;
-  const wrap = $('sources-table').parentElement;
-  wrap.classList.add('loading');
-  try {
-    const res = await call('DescribeSourceServers', {
-      State: sources.state || undefined,
-      Name: sources.name || undefined,
-      AccessTokenId: sources.token || undefined,
-      PageNumber: sources.page,
-      PageSize: sources.pageSize,
-    });
-    if (seq !== sourcesSeq) return;
-    const pages = Math.max(1, Math.ceil(res.TotalCount / sources.pageSize));
-    if (sources.page > pages) {
-      sources.page = pages;
-      return loadSources();
-    }
-    hideError($('sources-error'));
-    renderSources(res);
-  } catch (err) {
-    if (seq !== sourcesSeq) return;
-    showError($('sources-error'), err);
-  } finally {
-    if (seq === sourcesSeq) wrap.classList.remove('loading');
-  }
-}
-
-function renderSources(res) {
-  const items = res.SourceServers?.SourceServer ?? [];
-  $('sources-table').tBodies[0].replaceChildren(...items.map(sourceRow));
-  $('sources-empty').hidden = items.length > 0;
-  renderPager($('sources-pager'), res, sources, loadSources);
-}
+const sources = pagedList({
+  action: 'DescribeSourceServers',
+  listKey: 'SourceServers',
+  itemKey: 'SourceServer',
+  params: (f) => ({ State: f.state || undefined, Name: f.name || undefined, AccessTokenId: f.token || undefined }),
+  state: { state: '', name: '', token: '', page: 1, pageSize: 10 },
+  table: $('sources-table'),
+  empty: $('sources-empty'),
+  pager: $('sources-pager'),
+  error: $('sources-error'),
+  row: sourceRow,
+});
 
 function disksCell(s) {
   const data = s.DataDisks?.DataDisk ?? [];
@@ -526,7 +535,7 @@ function sourceRow(s) {
               action: async () => {
                 await call('DeleteSourceServer', { SourceId: s.SourceId });
                 toast(`Source server ${s.SourceId} deleted.`);
-                await loadSources();
+                await sources.load();
               },
             }),
         },
@@ -565,7 +574,7 @@ async function submitModify(e) {
     await call('ModifySourceServerAttribute', params);
     $('modify-dialog').close();
     toast(`Source server ${modifying.SourceId} saved.`);
-    await loadSources();
+    await sources.load();
   } catch (err) {
     showError($('modify-error'), err);
   } finally {
@@ -619,10 +628,9 @@ function signOut() {
   for (const id of ['codes-table', 'sources-table']) $(id).tBodies[0].replaceChildren();
   for (const id of ['codes-pager', 'sources-pager', 'session-key']) $(id).replaceChildren();
   for (const id of ['codes-error', 'sources-error']) hideError($(id));
+  // Resetting a filter form empties its list's filters and goes back to page 1 too (wireFilters).
   $('codes-filters').reset();
   $('sources-filters').reset();
-  Object.assign(codes, { status: '', name: '', page: 1 });
-  Object.assign(sources, { state: '', name: '', token: '', page: 1 });
   history.replaceState(null, '', location.pathname);
   showSignIn();
 }
@@ -641,7 +649,7 @@ function route() {
   }
   $('codes-view').hidden = tab !== 'codes';
   $('sources-view').hidden = tab !== 'sources';
-  return tab === 'codes' ? loadCodes() : loadSources();
+  return tab === 'codes' ? codes.load() : sources.load();
 }
 
 function wire() {
@@ -649,27 +657,8 @@ function wire() {
   $('sign-out').addEventListener('click', signOut);
   window.addEventListener('hashchange', route);
 
-  $('codes-filters').addEventListener('submit', (e) => {
-    e.preventDefault();
-    Object.assign(codes, { status: $('codes-status').value, name: $('codes-name').value.trim(), page: 1 });
-    loadCodes();
-  });
-  $('codes-filters').addEventListener('reset', () => {
-    Object.assign(codes, { status: '', name: '', page: 1 });
-    setTimeout(loadCodes);
-  });
-  $('codes-refresh').addEventListener('click', () => loadCodes());
-
-  $('sources-filters').addEventListener('submit', (e) => {
-    e.preventDefault();
-    Object.assign(sources, { state: $('sources-state').value, name: $('sources-name').value.trim(), token: $('sources-token').value.trim(), page: 1 });
-    loadSources();
-  });
-  $('sources-filters').addEventListener('reset', () => {
-    Object.assign(sources, { state: '', name: '', token: '', page: 1 });
-    setTimeout(loadSources);
-  });
-  $('sources-refresh').addEventListener('click', () => loadSources());
+  wireFilters($('codes-filters'), $('codes-refresh'), codes);
+  wireFilters($('sources-filters'), $('sources-refresh'), sources);
 
   $('create-open').addEventListener('click', openCreate);
   $('create-form').addEventListener('submit', submitCreate);
