@@ -77,9 +77,12 @@ function h(tag, attrs = {}, ...children) {
 
 function showError(box, err) {
   const parts = [h('strong', {}, err.code || 'Error'), h('span', {}, err.message || '')];
-  if (AUTH_CODES.has(err.code) && credentials()) parts.push(h('span', { class: 'alert-hint' }, 'This access key no longer works here: sign out and sign in with a valid key.'));
-  if (err.code === 'InvalidTimeStamp.Expired') parts.push(h('span', { class: 'alert-hint' }, "Requests are signed with this computer's clock: check that it is correct."));
-  if (err.code === 'Forbidden.RAM') parts.push(h('span', { class: 'alert-hint' }, 'This access key is not allowed to do that; ask for a key with this action.'));
+  if (AUTH_CODES.has(err.code) && credentials())
+    parts.push(h('span', { class: 'alert-hint' }, 'This access key no longer works here: sign out and sign in with a valid key.'));
+  if (err.code === 'InvalidTimeStamp.Expired')
+    parts.push(h('span', { class: 'alert-hint' }, "Requests are signed with this computer's clock: check that it is correct."));
+  if (err.code === 'Forbidden.RAM')
+    parts.push(h('span', { class: 'alert-hint' }, 'This access key is not allowed to do that; ask for a key with this action.'));
   if (err.requestId) parts.push(h('small', { class: 'request-id' }, `RequestId ${err.requestId}`));
   box.replaceChildren(...parts);
   box.hidden = false;
@@ -320,7 +323,17 @@ function codeRow(t) {
       h('div', { class: 'sub' }, `${Math.max(0, count - used)} remaining`),
     ),
     timeCell(t.ExpirationTime),
-    h('td', {}, ranges.length ? h('div', { class: 'chips' }, ranges.map((r) => h('span', { class: 'chip mono' }, r))) : h('span', { class: 'sub' }, 'Any address')),
+    h(
+      'td',
+      {},
+      ranges.length
+        ? h(
+            'div',
+            { class: 'chips' },
+            ranges.map((r) => h('span', { class: 'chip mono' }, r)),
+          )
+        : h('span', { class: 'sub' }, 'Any address'),
+    ),
     timeCell(t.CreationTime),
     h(
       'td',

@@ -30,6 +30,7 @@ const only = process.argv.slice(2);
 step('build', bin('tsc'), ['-p', 'tsconfig.build.json']);
 if (only.length === 0) {
   step('typecheck', bin('tsc'), ['--noEmit']);
+  step('lint', bin('biome'), ['check', '--error-on-warnings', '.']);
 }
 const files = only.length > 0 ? only : find('test').sort();
 console.log(`running ${files.length} test files`);

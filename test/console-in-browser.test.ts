@@ -93,7 +93,8 @@ describe('the web console in headless Chromium', { skip }, () => {
     page.on('pageerror', (err) => pageErrors.push(err.message));
     page.on('console', (msg) => {
       // The API's 4xx answers to the wrong secret, the bad name and the limited key are provoked on purpose and shown in the page.
-      if (msg.type() === 'error' && !/^Failed to load resource: the server responded with a status of 40[03]/.test(msg.text())) pageErrors.push(msg.text());
+      if (msg.type() === 'error' && !/^Failed to load resource: the server responded with a status of 40[03]/.test(msg.text()))
+        pageErrors.push(msg.text());
     });
 
     // Some codes in every state the list can show, for a realistic list and the README's screenshot.
@@ -481,7 +482,11 @@ describe('the web console in headless Chromium', { skip }, () => {
 
   it('shows the refusal of a list in its tab, and signing out clears the filters', async () => {
     // A key that may list codes but not sources.
-    const created = await run(process.execPath, [SMCD_BIN, 'keys', 'create', '--actions', 'ListAccessTokens', '--data-dir', s.dir, '--output', 'json'], machineEnv({}));
+    const created = await run(
+      process.execPath,
+      [SMCD_BIN, 'keys', 'create', '--actions', 'ListAccessTokens', '--data-dir', s.dir, '--output', 'json'],
+      machineEnv({}),
+    );
     assert.equal(created.code, 0, created.stderr);
     const key = JSON.parse(created.stdout) as { AccessKeyId: string; AccessKeySecret: string };
     const signIn = async () => {
