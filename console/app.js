@@ -239,7 +239,16 @@ function pagedList({ action, listKey, itemKey, params, state, table, empty, page
     renderPager(pager, res, state, load);
   }
 
-  return { state, load };
+  /** Empties the list and drops every answer still on its way (signing out). */
+  function clear() {
+    latest++;
+    table.parentElement.classList.remove('loading');
+    table.tBodies[0].replaceChildren();
+    pager.replaceChildren();
+    hideError(error);
+  }
+
+  return { state, load, clear };
 }
 
 /** Wires a filter bar to its list; the form's field names are the list's filter keys. */
@@ -638,9 +647,10 @@ async function signIn(e) {
 function signOut() {
   sessionStorage.clear();
   for (const id of ['create-dialog', 'confirm-dialog', 'modify-dialog']) if ($(id).open) $(id).close();
-  for (const id of ['codes-table', 'sources-table']) $(id).tBodies[0].replaceChildren();
-  for (const id of ['codes-pager', 'sources-pager', 'session-key']) $(id).replaceChildren();
-  for (const id of ['codes-error', 'sources-error']) hideError($(id));
+  // An answer still on its way must not fill the page of the next session.
+  codes.clear();
+  sources.clear();
+  $('session-key').replaceChildren();
   // Resetting a filter form empties its list's filters and goes back to page 1 too (wireFilters).
   $('codes-filters').reset();
   $('sources-filters').reset();
