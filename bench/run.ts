@@ -275,7 +275,7 @@ async function runScenario(run: number, scenario: ScenarioName, store: StoreKind
 async function eventLoopDelayP99(url: string): Promise<number | undefined> {
   try {
     const text = await (await fetch(`${url}/metrics`)).text();
-    const m = /^(?:smcd_)?nodejs_eventloop_lag_p99_seconds(?:\{[^}]*\})? ([0-9.e+-]+)$/m.exec(text);
+    const m = /^nodejs_eventloop_lag_p99_seconds(?:\{[^}]*\})? ([0-9.e+-]+)$/m.exec(text);
     return m ? Number(m[1]) * 1000 : undefined;
   } catch {
     return undefined;

@@ -317,7 +317,7 @@ function codeRow(t) {
   const ranges = t.IpAddressRange ? t.IpAddressRange.split(',').filter(Boolean) : [];
   // ListAccessTokens says "unactivated" both for a disabled code and for a used-up one; the counts tell them apart.
   const full = used >= count;
-  const disabled = t.Status === 'unactivated' && !full;
+  const disabled = t.Status === 'unactivated' && t.Disabled === 'true';
   const canDisable = t.Status === 'activated' || (t.Status === 'unactivated' && full);
   return h(
     'tr',

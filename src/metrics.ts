@@ -1,9 +1,54 @@
-import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
-/** One registry per server, so several servers can live in one test process. */
-export function createMetrics() {
+/** What the state gauges count, asked of the store when scraped (at most every STATE_TTL_MS). */
+export interface StateCounts {
+  codes: Record<'activated' | 'unactivated' | 'expired', number>;
+  sources: Record<'Available' | 'Unavailable', number>;
+}
+
+/** A scrape reuses counts this young: they are filtered counts, cheap but not free on a big fleet. */
+const STATE_TTL_MS = 15_000;
+
+/**
+ * One registry per server, so several servers can live in one test process. Node's and the
+ * process's default metrics keep their standard names (process_*, nodejs_*), so stock
+ * dashboards work; smcd's own are smcd_*.
+ */
+export function createMetrics(countState?: () => Promise<StateCounts>) {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'smcd_' });
+  collectDefaultMetrics({ register: registry });
+  let cached: { at: number; counts: Promise<StateCounts> } | undefined;
+  const counts = (): Promise<StateCounts> | undefined => {
+    if (!countState) return undefined;
+    if (!cached || Date.now() - cached.at > STATE_TTL_MS) {
+      const pending = countState();
+      cached = { at: Date.now(), counts: pending };
+      pending.catch(() => {
+        if (cached?.counts === pending) cached = undefined; // a failed count is asked again next scrape
+      });
+    }
+    return cached.counts;
+  };
+  new Gauge({
+    name: 'smcd_access_tokens',
+    help: 'Activation codes by status (activated, unactivated, expired), counted at most every 15 s.',
+    labelNames: ['status'] as const,
+    registers: [registry],
+    async collect() {
+      const c = await counts()?.catch(() => undefined);
+      if (c) for (const [status, n] of Object.entries(c.codes)) this.set({ status }, n);
+    },
+  });
+  new Gauge({
+    name: 'smcd_source_servers',
+    help: 'Source servers by state (Available, Unavailable), counted at most every 15 s.',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    async collect() {
+      const c = await counts()?.catch(() => undefined);
+      if (c) for (const [state, n] of Object.entries(c.sources)) this.set({ state }, n);
+    },
+  });
   return {
     registry,
     requests: new Counter({

@@ -7,9 +7,11 @@ import type { ServiceSettings, Services } from './actions/define.ts';
 import { bindActions } from './actions/index.ts';
 import { newRequestId } from './crypto/ids.ts';
 import type { SecretBox } from './crypto/secret-box.ts';
+import type { TokenStatus } from './domain/access-token.ts';
 import { addressGroup, normaliseClientIp } from './domain/ip-range.ts';
+import { onlineSince, type SourceState } from './domain/source-server.ts';
 import type { Clock } from './domain/time.ts';
-import { createMetrics } from './metrics.ts';
+import { createMetrics, type StateCounts } from './metrics.ts';
 import { parseTrustedProxies } from './rpc/client-address.ts';
 import { CredentialResolver } from './rpc/credentials.ts';
 import { type ApiError, errors } from './rpc/errors.ts';
@@ -95,6 +97,22 @@ export function checkPublicUrl(raw: string): { url: string } | { error: string }
   return { url };
 }
 
+/** The counts of the state gauges, through the store's indexed counts (its filtered lists with one row). */
+async function countState(store: Store, now: number, heartbeatRateSeconds: number): Promise<StateCounts> {
+  const one = { offset: 0, limit: 1 };
+  const codes = (status: TokenStatus) => store.listAccessTokens({ status, now, ...one }).then((r) => r.total);
+  const sources = (state: SourceState) =>
+    store.describeSources({ state, onlineSince: onlineSince(now, heartbeatRateSeconds), ...one }).then((r) => r.total);
+  const [activated, unactivated, expired, available, unavailable] = await Promise.all([
+    codes('activated'),
+    codes('unactivated'),
+    codes('expired'),
+    sources('Available'),
+    sources('Unavailable'),
+  ]);
+  return { codes: { activated, unactivated, expired }, sources: { Available: available, Unavailable: unavailable } };
+}
+
 export class SmcdServer {
   readonly http: Server;
   readonly services: Services;
@@ -106,7 +124,7 @@ export class SmcdServer {
   #ready = true;
 
   constructor(readonly options: ServerOptions) {
-    const metrics = createMetrics();
+    const metrics = createMetrics(() => countState(options.store, options.clock(), options.settings.heartbeatRateSeconds));
     this.services = { store: options.store, box: options.box, clock: options.clock, settings: options.settings, log: options.log, metrics };
     options.store.observe({ groupCommit: (n) => metrics.batchSize.observe(n) });
     const throttle = new AuthThrottle({

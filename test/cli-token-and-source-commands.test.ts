@@ -158,6 +158,11 @@ describe('smcd token and smcd source, run as processes against a real server', (
     assert.match(shown, /^Architecture: +arm64$/m);
     assert.match(shown, /^DataDisk 1: +2048 GiB \/srv$/m);
     assert.match(shown, new RegExp(`^AccessTokenId: +${id}$`, 'm'));
+    // The import's audit fields: when and from where.
+    assert.match(shown, /^FirstImportTime: +\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/m);
+    assert.match(shown, /^FirstClientIp: +127\.0\.0\.1$/m);
+    assert.match(shown, /^LastImportTime: +\d{4}-\d\d-\d\dT/m);
+    assert.match(shown, /^LastClientIp: +127\.0\.0\.1$/m);
     assert.match(await ok(['source', 'modify', sourceId, '--name', 'cli-renamed', '--description', 'moves in wave 2']), /modified/);
     const after = await json(['source', 'show', sourceId]);
     assert.equal(after.Name, 'cli-renamed');
@@ -241,6 +246,37 @@ describe('smcd token and smcd source, run as processes against a real server', (
     assert.match(mismatch.stderr, API_ERROR('IdempotentParameterMismatch'));
   });
 
+  it('keys list prints a table with a header: id, status, root, actions, creation time, description', async () => {
+    const made = await smcd([
+      'keys',
+      'create',
+      '--actions',
+      'ListAccessTokens',
+      '--description',
+      'ci pipeline',
+      '--output',
+      'json',
+      '--data-dir',
+      s.dir,
+    ]);
+    assert.equal(made.code, 0, made.stderr);
+    const created = JSON.parse(made.stdout);
+    const listed = await smcd(['keys', 'list', '--data-dir', s.dir]);
+    assert.equal(listed.code, 0, listed.stderr);
+    const table = listed.stdout;
+    const [header, ...rows] = table.trimEnd().split('\n');
+    assert.match(header!, /^ACCESS KEY ID +STATUS +ROOT +ACTIONS +CREATED +DESCRIPTION$/);
+    assert.ok(
+      rows.some((r) => new RegExp(`^${s.root.id} +Enabled +root +\\* +\\S+Z +root$`).test(r)),
+      table,
+    );
+    assert.ok(
+      rows.some((r) => new RegExp(`^${created.AccessKeyId} +Enabled +- +ListAccessTokens +\\S+Z +ci pipeline$`).test(r)),
+      table,
+    );
+    assert.ok(!table.includes(created.AccessKeySecret), 'never the secret');
+  });
+
   it('token list filters by --status, --name and repeated --id, and pages, as a table and as JSON', async () => {
     const ids: string[] = [];
     for (const name of ['list-a', 'list-b', 'list-c']) ids.push((await api('CreateAccessToken', { Name: name, Count: '5' })).AccessTokenId);
@@ -274,7 +310,17 @@ describe('smcd token and smcd source, run as processes against a real server', (
     const lines = table.trimEnd().split('\n');
     assert.match(lines[0]!, /^ACCESS TOKEN ID +NAME +STATUS +USED +REMAINING +CREATED +EXPIRES +ADDRESS RANGE$/);
     assert.match(table, new RegExp(`^${ids[0]!} +list-a +activated +0/5 +5 +\\S+Z +\\S+Z +any$`, 'm'));
-    assert.match(table, new RegExp(`^${ids[1]!} +list-b +unactivated +0/5 +5 `, 'm'));
+    // The API says "unactivated" for a disabled code, as SMC does; the table says what it is.
+    assert.match(table, new RegExp(`^${ids[1]!} +list-b +disabled +0/5 +5 `, 'm'));
+    const disabled = await json(['token', 'list', '--status', 'disabled']);
+    assert.deepEqual(
+      disabled.AccessTokens.AccessToken.map((t: { AccessTokenId: string; Status: string; Disabled: string }) => [
+        t.AccessTokenId,
+        t.Status,
+        t.Disabled,
+      ]),
+      [[ids[1]!, 'unactivated', 'true']],
+    );
     assert.equal(lines.at(-1), 'Page 1 of 1, 2 activation codes in all.');
 
     const none = await op(['token', 'list', '--name', 'no-such-code']);
@@ -325,7 +371,12 @@ describe('smcd token and smcd source, run as processes against a real server', (
     const port = await closedPort();
     const down = await smcd(['token', 'list', '--endpoint', `http://127.0.0.1:${port}`, '--data-dir', s.dir]);
     assert.equal(down.code, 1);
-    assert.match(down.stderr, new RegExp(`^cannot reach http://127\\.0\\.0\\.1:${port}: ECONNREFUSED\\n$`));
+    assert.match(
+      down.stderr,
+      new RegExp(
+        `^cannot reach http://127\\.0\\.0\\.1:${port}: ECONNREFUSED: is smcd serving there\\? Set the endpoint with --endpoint or SMCD_ENDPOINT\\.\\n$`,
+      ),
+    );
     assert.equal(down.stdout, '');
   });
 

@@ -49,7 +49,15 @@ describe('/metrics, /healthz and /readyz', () => {
     assert.equal(m.get('smcd_import_refusals_total{reason="count"}'), 1);
     assert.equal(m.get('smcd_request_duration_seconds_count{action="CreateAccessToken"}'), 5);
     assert.ok((m.get('smcd_group_commit_batch_size_count') ?? 0) >= 5);
-    assert.ok((m.get('smcd_process_resident_memory_bytes') ?? 0) > 0);
+    assert.ok((m.get('process_resident_memory_bytes') ?? 0) > 0, 'the standard name, as stock dashboards expect');
+    assert.ok(m.has('nodejs_eventloop_lag_p99_seconds') && m.has('nodejs_heap_size_used_bytes'));
+    assert.ok(![...m.keys()].some((k) => k.startsWith('smcd_process_') || k.startsWith('smcd_nodejs_')), 'no prefixed copies');
+    // The state gauges: 4 codes, one of them used up (unactivated); 1 source, Available.
+    assert.equal(m.get('smcd_access_tokens{status="activated"}'), 3);
+    assert.equal(m.get('smcd_access_tokens{status="unactivated"}'), 1);
+    assert.equal(m.get('smcd_access_tokens{status="expired"}'), 0);
+    assert.equal(m.get('smcd_source_servers{state="Available"}'), 1);
+    assert.equal(m.get('smcd_source_servers{state="Unavailable"}'), 0);
   });
 
   it('every request is logged as structured JSON with RequestId, Action, Code, latency, address and key id, and audit lines for changes', async () => {

@@ -34,6 +34,7 @@ const tokenItem = obj({
   ExpirationTime: str('smcd: CreationTime + TimeToLiveInDays.'),
   Status: str('activated | unactivated | expired.'),
   IpAddressRange: str('smcd: addresses/CIDRs allowed to import; empty for any.'),
+  Disabled: str('smcd: "true" once DisableAccessToken was called (Status then says unactivated, as in SMC), else "false".'),
 });
 
 function tokenView(t: AccessTokenRecord, now: number) {
@@ -48,6 +49,7 @@ function tokenView(t: AccessTokenRecord, now: number) {
     ExpirationTime: formatTime(t.expiresAt),
     Status: tokenStatus(t, now),
     IpAddressRange: t.ipAddressRange,
+    Disabled: String(t.disabled),
   };
 }
 
@@ -125,7 +127,9 @@ export const listAccessTokens = defineAction({
   params: {
     AccessTokenId: list({ maxItems: 50, itemMax: 64, flag: 'id', doc: 'AccessTokenId.N: only these codes.' }),
     Name: text({ max: 128, doc: 'Exact name.' }),
-    Status: oneOf(['activated', 'unactivated', 'expired'], { doc: 'activated | unactivated | expired.' }),
+    Status: oneOf(['activated', 'unactivated', 'expired', 'disabled'], {
+      doc: 'activated | unactivated | expired; smcd also takes disabled (the disabled codes among the unactivated).',
+    }),
     PageNumber: pageNumber,
     PageSize: pageSize(20),
   },

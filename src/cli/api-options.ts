@@ -106,7 +106,7 @@ export async function reportingApiErrors(run: () => Promise<number>): Promise<nu
       return EXIT.failed;
     }
     if (err instanceof ConnectionError) {
-      process.stderr.write(`${err.message}\n`);
+      process.stderr.write(`${err.message}: is smcd serving there? Set the endpoint with --endpoint or SMCD_ENDPOINT.\n`);
       return EXIT.failed;
     }
     throw err;

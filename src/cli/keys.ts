@@ -8,6 +8,7 @@ import { formatTime, systemClock } from '../domain/time.ts';
 import { type Command, EXIT, UsageError } from './command.ts';
 import { summaryOf } from './commands.ts';
 import { databaseUrl, dataOptions } from './data-options.ts';
+import { renderTable } from './output.ts';
 
 /**
  * Local administration of access keys, directly on the store (it needs the data
@@ -100,8 +101,19 @@ export const keysCommand: Command = {
           }));
           if (json) process.stdout.write(`${JSON.stringify(rows)}\n`);
           else
-            for (const r of rows)
-              process.stdout.write(`${r.AccessKeyId}  ${r.Status.padEnd(8)}  ${r.Root ? 'root ' : '     '} ${r.Actions}  ${r.Description}\n`);
+            process.stdout.write(
+              renderTable(
+                [
+                  { header: 'ACCESS KEY ID', value: (r) => r.AccessKeyId },
+                  { header: 'STATUS', value: (r) => r.Status },
+                  { header: 'ROOT', value: (r) => (r.Root ? 'root' : '-') },
+                  { header: 'ACTIONS', value: (r) => r.Actions },
+                  { header: 'CREATED', value: (r) => r.CreationTime },
+                  { header: 'DESCRIPTION', value: (r) => r.Description || '-' },
+                ],
+                rows,
+              ),
+            );
           return EXIT.ok;
         }
         default: {

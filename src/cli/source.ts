@@ -45,6 +45,10 @@ function sourceFields(s: SourceItem): Array<[string, string]> {
     ['CreationTime', s.CreationTime],
     ['LastHeartbeatTime', s.LastHeartbeatTime],
     ['HeartbeatRate', `${s.HeartbeatRate} s`],
+    ['FirstImportTime', s.FirstImportTime],
+    ['FirstClientIp', s.FirstClientIp],
+    ['LastImportTime', s.LastImportTime],
+    ['LastClientIp', s.LastClientIp],
   ];
 }
 

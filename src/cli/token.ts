@@ -36,7 +36,8 @@ async function publicUrlOf(endpoint: string): Promise<string> {
 const TOKEN_COLUMNS: Column<TokenItem>[] = [
   fieldColumn('AccessTokenId'),
   fieldColumn('Name'),
-  fieldColumn('Status'),
+  // A disabled code's SMC status is "unactivated", like a used-up one: the CLI tells them apart.
+  { header: 'STATUS', value: (t) => (t.Disabled === 'true' && t.Status === 'unactivated' ? 'disabled' : t.Status) },
   { header: 'USED', value: (t) => `${t.RegisteredCount}/${t.Count}` },
   { header: 'REMAINING', value: (t) => String(Math.max(0, Number(t.Count) - Number(t.RegisteredCount))) },
   fieldColumn('CreationTime', 'CREATED'),

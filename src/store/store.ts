@@ -16,7 +16,8 @@ export interface Page {
 export interface TokenQuery extends Page {
   ids?: string[];
   name?: string;
-  status?: TokenStatus;
+  /** An SMC status, or smcd's `disabled` (disabled and not expired: a part of `unactivated`). */
+  status?: TokenStatus | 'disabled';
   now: number;
 }
 

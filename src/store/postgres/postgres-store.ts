@@ -80,6 +80,7 @@ function tokenWhere(q: TokenQuery): Where {
   if (q.status === 'expired') w.raw(`expires_at <= ${w.value(q.now)}`);
   else if (q.status === 'unactivated') w.raw(`closed = 1 AND expires_at > ${w.value(q.now)}`);
   else if (q.status === 'activated') w.raw(`closed = 0 AND expires_at > ${w.value(q.now)}`);
+  else if (q.status === 'disabled') w.raw(`closed = 1 AND disabled = 1 AND expires_at > ${w.value(q.now)}`);
   return w;
 }
 

@@ -51,6 +51,7 @@ function tokenWhere(q: TokenQuery): Where {
     q.status === 'expired' ? ['expires_at <= ?', q.now] : undefined,
     q.status === 'unactivated' ? ['closed = 1 AND expires_at > ?', q.now] : undefined,
     q.status === 'activated' ? ['closed = 0 AND expires_at > ?', q.now] : undefined,
+    q.status === 'disabled' ? ['closed = 1 AND disabled = 1 AND expires_at > ?', q.now] : undefined,
   ]);
 }
 
