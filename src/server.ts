@@ -1,4 +1,5 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type ServerOptions as HttpServerOptions, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, BlockList, Socket } from 'node:net';
 import { isIP } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +21,7 @@ import { HOST_ID } from './rpc/serialize.ts';
 import { AuthThrottle } from './rpc/throttle.ts';
 import { decodePathSegment, loadStaticFiles, type StaticFile } from './static-files.ts';
 import type { Store } from './store/store.ts';
+import type { TlsPair } from './tls-files.ts';
 import { withTimeout } from './util/with-timeout.ts';
 
 export interface ServerOptions {
@@ -47,6 +49,8 @@ export interface ServerOptions {
   maxRequestsPerSocket?: number;
   /** Where the console's files are read from at start (tests); default the shipped console/. */
   consoleDir?: string;
+  /** Serve HTTPS with this certificate and key instead of HTTP. */
+  tls?: TlsPair;
 }
 
 const CONSOLE_DIR = fileURLToPath(new URL('../console/', import.meta.url));
@@ -114,7 +118,8 @@ async function countState(store: Store, now: number, heartbeatRateSeconds: numbe
 }
 
 export class SmcdServer {
-  readonly http: Server;
+  /** The HTTP server, or the HTTPS one when a certificate was given (an https.Server is an http.Server too). */
+  readonly http: Server | HttpsServer;
   readonly services: Services;
   readonly #console: ReadonlyMap<string, StaticFile>;
   readonly #agentScript?: StaticFile;
@@ -146,22 +151,27 @@ export class SmcdServer {
     });
     this.#console = loadStaticFiles(options.consoleDir ?? CONSOLE_DIR);
     this.#agentScript = loadStaticFiles(AGENT_DIR).get('smcd-agent.sh');
-    this.http = createServer(
-      {
-        // Above the URL limit, so that a long URL gets our 414 and not Node's bare 431.
-        maxHeaderSize: 64 * 1024,
-        headersTimeout: options.headersTimeoutMs ?? 10_000,
-        requestTimeout: options.requestTimeoutMs ?? 30_000,
-        keepAliveTimeout: options.keepAliveTimeoutMs ?? 5_000,
-        connectionsCheckingInterval: 1_000,
-      },
-      (req, res) => {
-        // Whatever a handler throws is answered and logged here: no request ends the process.
-        const url = req.url ?? '/';
-        const routed = url === '/' || url.startsWith('/?') || !url.startsWith('/') ? rpc(req, res) : this.#serveSide(url, req, res);
-        routed.catch((err: unknown) => this.#failed(url, res, err));
-      },
-    );
+    const httpOptions: HttpServerOptions = {
+      // Above the URL limit, so that a long URL gets our 414 and not Node's bare 431.
+      maxHeaderSize: 64 * 1024,
+      headersTimeout: options.headersTimeoutMs ?? 10_000,
+      requestTimeout: options.requestTimeoutMs ?? 30_000,
+      keepAliveTimeout: options.keepAliveTimeoutMs ?? 5_000,
+      connectionsCheckingInterval: 1_000,
+    };
+    const handler = (req: IncomingMessage, res: ServerResponse) => {
+      // Whatever a handler throws is answered and logged here: no request ends the process.
+      const url = req.url ?? '/';
+      const routed = url === '/' || url.startsWith('/?') || !url.startsWith('/') ? rpc(req, res) : this.#serveSide(url, req, res);
+      routed.catch((err: unknown) => this.#failed(url, res, err));
+    };
+    this.http = options.tls
+      ? createHttpsServer(
+          // Node's default handshake timeout is 120 s: a client that never finishes one is held no longer than a slow header.
+          { ...httpOptions, cert: options.tls.cert, key: options.tls.key, handshakeTimeout: httpOptions.headersTimeout },
+          handler,
+        )
+      : createServer(httpOptions, handler);
     this.http.maxConnections = options.maxConnections ?? 10_000;
     this.http.maxRequestsPerSocket = options.maxRequestsPerSocket ?? 10_000;
     this.#capConnectionsPerAddress(options.maxConnectionsPerAddress ?? 256, trusted);
@@ -174,10 +184,21 @@ export class SmcdServer {
     });
   }
 
+  /**
+   * Replaces the certificate and key for new connections; open ones keep theirs.
+   * The pair must have been checked (readTlsPair). False when this server serves plain HTTP.
+   */
+  setTls(pair: TlsPair): boolean {
+    if (!('setSecureContext' in this.http)) return false;
+    this.http.setSecureContext({ cert: pair.cert, key: pair.key });
+    return true;
+  }
+
   /** Connections beyond `cap` from one address (IPv6: one /64) are closed at once. */
   #capConnectionsPerAddress(cap: number, trusted: BlockList | undefined): void {
     const open = new Map<string, number>();
     const refused = this.services.metrics.connectionsRefused;
+    // For HTTPS too 'connection' is the TCP socket, before the handshake: an over-cap one costs none.
     this.http.on('connection', (socket: Socket) => {
       const peer = normaliseClientIp(socket.remoteAddress ?? '');
       const version = isIP(peer);
@@ -296,7 +317,7 @@ export class SmcdServer {
         this.http.off('error', reject);
         const a = this.http.address() as AddressInfo;
         const shown = a.family === 'IPv6' ? `[${a.address}]` : a.address;
-        this.#address = `http://${shown}:${a.port}`;
+        this.#address = `${this.options.tls ? 'https' : 'http'}://${shown}:${a.port}`;
         // Nonces and idempotency keys older than their window are forgotten.
         this.#purgeTimer = setInterval(() => {
           this.options.store.purgeExpired(this.options.clock()).catch(() => {});

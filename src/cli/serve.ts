@@ -4,6 +4,7 @@ import { systemClock } from '../domain/time.ts';
 import { checkPublicUrl, SmcdServer } from '../server.ts';
 import { describeDatabaseUrl } from '../store/open-store.ts';
 import { StoreUnavailableError } from '../store/store.ts';
+import { readTlsPair, TlsFileError } from '../tls-files.ts';
 import { type Command, EXIT, intOption, UsageError } from './command.ts';
 import { summaryOf } from './commands.ts';
 import { databaseUrl, dataOptions } from './data-options.ts';
@@ -53,6 +54,12 @@ export const serveCommand: Command = {
       description: 'URL sources reach this server at, for the agent script and import command (default: the listen address).',
       env: 'SMCD_PUBLIC_URL',
     },
+    'tls-cert': {
+      type: 'string',
+      description: 'PEM certificate (chain) file: serve HTTPS instead of HTTP. Needs --tls-key; re-read on SIGHUP.',
+      env: 'SMCD_TLS_CERT',
+    },
+    'tls-key': { type: 'string', description: 'PEM private key file of --tls-cert; re-read on SIGHUP.', env: 'SMCD_TLS_KEY' },
     'db-pool-size': { type: 'string', description: 'PostgreSQL connections per node.', env: 'SMCD_DB_POOL_SIZE', default: '10' },
     'db-timeout': {
       type: 'string',
@@ -75,6 +82,9 @@ export const serveCommand: Command = {
       if ('error' in checked) throw new UsageError(`--public-url ${checked.error}`);
       publicUrl = checked.url;
     }
+    const tlsCert = typeof values['tls-cert'] === 'string' ? values['tls-cert'] : '';
+    const tlsKey = typeof values['tls-key'] === 'string' ? values['tls-key'] : '';
+    if (Boolean(tlsCert) !== Boolean(tlsKey)) throw new UsageError('--tls-cert and --tls-key go together: give both, or neither');
     const poolSize = intOption(values, 'db-pool-size', 1, 1000);
     const timeoutMs = intOption(values, 'db-timeout', 100, 600_000);
     const level = String(values['log-level']);
@@ -91,12 +101,19 @@ export const serveCommand: Command = {
     const relay = (signal: NodeJS.Signals) => onSignal(signal);
     process.on('SIGTERM', relay);
     process.on('SIGINT', relay);
+    // SIGHUP re-reads the certificate and key (renewed in place); a bad pair keeps the old one.
+    let reloadTls = () => {};
+    const hangup = () => reloadTls();
+    if (tlsCert) process.on('SIGHUP', hangup);
     const stopListening = () => {
       process.off('SIGTERM', relay);
       process.off('SIGINT', relay);
+      process.off('SIGHUP', hangup);
     };
     let server: SmcdServer;
     try {
+      // Before the store is opened: a bad certificate leaves nothing to close.
+      const tls = tlsCert ? readTlsPair(tlsCert, tlsKey) : undefined;
       const data = await openData(dataDir, url, process.env, { poolSize, timeoutMs });
       const credentials = await ensureRootKey(data, dataDir, systemClock());
       for (const file of looseSecretFiles(dataDir)) {
@@ -114,7 +131,19 @@ export const serveCommand: Command = {
         maxConnectionsPerAddress,
         publicUrl,
         trustProxy: String(values['trust-proxy']),
+        tls,
       });
+      reloadTls = () => {
+        try {
+          server.setTls(readTlsPair(tlsCert, tlsKey));
+          log.info({ cert: tlsCert, key: tlsKey }, `TLS certificate reloaded from ${tlsCert}`);
+        } catch (err) {
+          log.warn(
+            { err: { message: (err as Error).message } },
+            `TLS reload refused, still serving the previous certificate: ${(err as Error).message}`,
+          );
+        }
+      };
       const address = await server.listen(port, String(values.host));
       log.info(
         { address, store: describeDatabaseUrl(data.store.description), rootCredentials: credentials, masterKey: data.masterKeyOrigin },
@@ -127,7 +156,7 @@ export const serveCommand: Command = {
         log.fatal({ store: describeDatabaseUrl(url) }, `smcd cannot start: the store ${describeDatabaseUrl(url)} is unreachable (${cause})`);
         return EXIT.failed;
       }
-      if (err instanceof StartupError || (err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      if (err instanceof StartupError || err instanceof TlsFileError || (err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
         log.fatal({ err: { message: (err as Error).message } }, `smcd cannot start: ${(err as Error).message}`);
         return EXIT.failed;
       }

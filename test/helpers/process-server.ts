@@ -27,7 +27,7 @@ export function startServerProcess(args: string[], env: NodeJS.ProcessEnv = {}, 
     }, timeoutMs);
     const onLine = (line: string) => {
       output.push(line);
-      const m = /smcd listening on (http:\/\/\S+?);/.exec(line);
+      const m = /smcd listening on (https?:\/\/\S+?);/.exec(line);
       if (m) {
         clearTimeout(timer);
         resolve({
