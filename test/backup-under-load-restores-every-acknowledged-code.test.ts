@@ -2,8 +2,10 @@ import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
 import { readRootCredentials } from '../src/bootstrap.ts';
 import { newMasterKeyText } from '../src/crypto/master-key.ts';
+import { SQLITE_MIGRATIONS } from '../src/store/sqlite/migrations.ts';
 import { type ServerProcess, SMCD_BIN, startServerProcess } from './helpers/process-server.ts';
 import { runProcess } from './helpers/run-process.ts';
 import { tempDir } from './helpers/server.ts';
@@ -141,7 +143,7 @@ describe('smcd backup under write load, then smcd restore', () => {
     }
   });
 
-  it('a file that is not an smcd database is refused and nothing is written', async () => {
+  it('a file that is not an smcd database, or one from a newer smcd, is refused and nothing is written', async () => {
     const dirC = join(base, 'c');
     mkdirSync(dirC, { mode: 0o700 });
     copyFileSync(join(dirA, 'master.key'), join(dirC, 'master.key'));
@@ -151,6 +153,24 @@ describe('smcd backup under write load, then smcd restore', () => {
     assert.equal(r.code, 1);
     assert.ok(oneLine(r.stderr) && /not an smcd backup/.test(r.stderr), r.stderr);
     assert.deepEqual(readdirSync(dirC), ['master.key']);
+
+    const notSmcd = join(base, 'other.db');
+    const other = new Database(notSmcd);
+    other.exec('CREATE TABLE things (id INTEGER PRIMARY KEY)');
+    other.close();
+    const r2 = await smcd('restore', notSmcd, '--data-dir', dirC);
+    assert.equal(r2.code, 1);
+    assert.ok(oneLine(r2.stderr) && /not an smcd backup: it has no meta table/.test(r2.stderr), r2.stderr);
+
+    const newer = join(base, 'newer.db');
+    copyFileSync(file, newer);
+    const db = new Database(newer);
+    db.pragma(`user_version = ${SQLITE_MIGRATIONS.length + 1}`);
+    db.close();
+    const r3 = await smcd('restore', newer, '--data-dir', dirC);
+    assert.equal(r3.code, 1);
+    assert.ok(oneLine(r3.stderr) && /newer than this smcd knows/.test(r3.stderr), r3.stderr);
+    assert.deepEqual(readdirSync(dirC), ['master.key'], 'refused restores write nothing');
   });
 
   it('PostgreSQL is pointed to pg_dump', async () => {
