@@ -26,6 +26,16 @@ export const COMMANDS = [
     summary: 'Manage access keys on the local store (create, list, enable, disable, delete) and rotate the master key.',
     load: async () => (await import('./keys.ts')).keysCommand,
   },
+  {
+    name: 'backup',
+    summary: 'Write an online, consistent copy of the SQLite database to a file (mode 0600); keep the master key with it.',
+    load: async () => (await import('./backup.ts')).backupCommand,
+  },
+  {
+    name: 'restore',
+    summary: 'Put a backup in place of the SQLite database, after checking the file and the master key; never under a running server.',
+    load: async () => (await import('./backup.ts')).restoreCommand,
+  },
 ] as const satisfies ReadonlyArray<{ name: string; summary: string; load: () => Promise<Command> }>;
 
 export type CommandName = (typeof COMMANDS)[number]['name'];
