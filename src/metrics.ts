@@ -1,9 +1,28 @@
-import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/** What `smcd_build_info` reports: which smcd, on which Node.js, over which store. */
+export interface BuildInfo {
+  version: string;
+  node: string;
+  store: 'sqlite' | 'postgres';
+}
+
+/** The store kind from a store's description (`sqlite:<path>` or `postgres://...`). */
+export function storeKind(description: string): BuildInfo['store'] {
+  return description.startsWith('postgres') ? 'postgres' : 'sqlite';
+}
 
 /** One registry per server, so several servers can live in one test process. */
-export function createMetrics() {
+export function createMetrics(build: BuildInfo) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'smcd_' });
+  // The Prometheus info-metric convention: a constant 1 whose labels carry the facts.
+  new Gauge({
+    name: 'smcd_build_info',
+    help: 'Always 1; labels: smcd version, Node.js version and store kind.',
+    labelNames: ['version', 'node', 'store'] as const,
+    registers: [registry],
+  }).set({ version: build.version, node: build.node, store: build.store }, 1);
   return {
     registry,
     requests: new Counter({

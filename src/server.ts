@@ -9,7 +9,7 @@ import { newRequestId } from './crypto/ids.ts';
 import type { SecretBox } from './crypto/secret-box.ts';
 import { addressGroup, normaliseClientIp } from './domain/ip-range.ts';
 import type { Clock } from './domain/time.ts';
-import { createMetrics } from './metrics.ts';
+import { createMetrics, storeKind } from './metrics.ts';
 import { parseTrustedProxies } from './rpc/client-address.ts';
 import { CredentialResolver } from './rpc/credentials.ts';
 import { type ApiError, errors } from './rpc/errors.ts';
@@ -19,6 +19,7 @@ import { AuthThrottle } from './rpc/throttle.ts';
 import { decodePathSegment, loadStaticFiles, type StaticFile } from './static-files.ts';
 import type { Store } from './store/store.ts';
 import { withTimeout } from './util/with-timeout.ts';
+import { packageVersion } from './version.ts';
 
 export interface ServerOptions {
   store: Store;
@@ -106,7 +107,7 @@ export class SmcdServer {
   #ready = true;
 
   constructor(readonly options: ServerOptions) {
-    const metrics = createMetrics();
+    const metrics = createMetrics({ version: packageVersion(), node: process.version, store: storeKind(options.store.description) });
     this.services = { store: options.store, box: options.box, clock: options.clock, settings: options.settings, log: options.log, metrics };
     options.store.observe({ groupCommit: (n) => metrics.batchSize.observe(n) });
     const throttle = new AuthThrottle({
