@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -32,6 +32,8 @@ it('the packed tarball holds only what runs, installs globally, and the installe
   timeout: 600_000,
 }, async (t) => {
   const tmp = tempDir('smcd-pack-');
+  // The installed prefix holds ~40 MB of dependencies.
+  t.after(() => rmSync(tmp, { recursive: true, force: true }));
 
   // `npm pack` runs `prepare` (the build) and reports the files it packed.
   const pack = run('npm', ['pack', '--json', '--pack-destination', tmp], { timeoutMs: 120_000 });
