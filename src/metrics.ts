@@ -1,5 +1,17 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
+/** What `smcd_build_info` reports: which smcd, on which Node.js, over which store. */
+export interface BuildInfo {
+  version: string;
+  node: string;
+  store: 'sqlite' | 'postgres';
+}
+
+/** The store kind from a store's description (`sqlite:<path>` or `postgres://...`). */
+export function storeKind(description: string): BuildInfo['store'] {
+  return description.startsWith('postgres') ? 'postgres' : 'sqlite';
+}
+
 /** What the state gauges count, asked of the store when scraped (at most every STATE_TTL_MS). */
 export interface StateCounts {
   codes: Record<'activated' | 'unactivated' | 'expired', number>;
@@ -14,9 +26,16 @@ const STATE_TTL_MS = 15_000;
  * process's default metrics keep their standard names (process_*, nodejs_*), so stock
  * dashboards work; smcd's own are smcd_*.
  */
-export function createMetrics(countState?: () => Promise<StateCounts>) {
+export function createMetrics(build: BuildInfo, countState?: () => Promise<StateCounts>) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  // The Prometheus info-metric convention: a constant 1 whose labels carry the facts.
+  new Gauge({
+    name: 'smcd_build_info',
+    help: 'Always 1; labels: smcd version, Node.js version and store kind.',
+    labelNames: ['version', 'node', 'store'] as const,
+    registers: [registry],
+  }).set({ version: build.version, node: build.node, store: build.store }, 1);
   let cached: { at: number; counts: Promise<StateCounts> } | undefined;
   const counts = (): Promise<StateCounts> | undefined => {
     if (!countState) return undefined;

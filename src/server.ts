@@ -12,7 +12,7 @@ import type { TokenStatus } from './domain/access-token.ts';
 import { addressGroup, normaliseClientIp } from './domain/ip-range.ts';
 import { onlineSince, type SourceState } from './domain/source-server.ts';
 import type { Clock } from './domain/time.ts';
-import { createMetrics, type StateCounts } from './metrics.ts';
+import { createMetrics, type StateCounts, storeKind } from './metrics.ts';
 import { parseTrustedProxies } from './rpc/client-address.ts';
 import { CredentialResolver } from './rpc/credentials.ts';
 import { type ApiError, errors } from './rpc/errors.ts';
@@ -23,6 +23,7 @@ import { decodePathSegment, loadStaticFiles, type StaticFile } from './static-fi
 import type { Store } from './store/store.ts';
 import type { TlsPair } from './tls-files.ts';
 import { withTimeout } from './util/with-timeout.ts';
+import { packageVersion } from './version.ts';
 
 export interface ServerOptions {
   store: Store;
@@ -129,7 +130,9 @@ export class SmcdServer {
   #ready = true;
 
   constructor(readonly options: ServerOptions) {
-    const metrics = createMetrics(() => countState(options.store, options.clock(), options.settings.heartbeatRateSeconds));
+    const metrics = createMetrics({ version: packageVersion(), node: process.version, store: storeKind(options.store.description) }, () =>
+      countState(options.store, options.clock(), options.settings.heartbeatRateSeconds),
+    );
     this.services = { store: options.store, box: options.box, clock: options.clock, settings: options.settings, log: options.log, metrics };
     options.store.observe({ groupCommit: (n) => metrics.batchSize.observe(n) });
     const throttle = new AuthThrottle({

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
-import { startTestServer, type TestServer } from './helpers/server.ts';
+import { startTestServer, type TestServer, tempDir } from './helpers/server.ts';
 import { callV1 } from './helpers/sign.ts';
+import { openTestDatabase, STORE_KINDS, storeSkipReason } from './helpers/stores.ts';
 
 /** Parses Prometheus text exposition into `name{labels}` -> value. */
 function parsePrometheus(text: string): Map<string, number> {
@@ -76,3 +78,28 @@ describe('/metrics, /healthz and /readyz', () => {
     assert.equal(errLine.code, 'InvalidParameter.Count');
   });
 });
+
+for (const kind of STORE_KINDS)
+  describe(`smcd_build_info (${kind})`, { skip: await storeSkipReason(kind) }, () => {
+    it('is 1 with the package version, the Node.js version and the store kind as labels', async () => {
+      const dir = tempDir();
+      const db = await openTestDatabase(kind, dir);
+      const s = await startTestServer({ dir, database: db.url });
+      try {
+        const { version } = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8'));
+        const text = await (await fetch(`${s.url}/metrics`)).text();
+        // Only its lines: a server this fresh reports some of Node's gauges as Nan.
+        const m = parsePrometheus(
+          text
+            .split('\n')
+            .filter((l) => l.startsWith('smcd_build_info'))
+            .join('\n'),
+        );
+        const info = [...m];
+        assert.deepEqual(info, [[`smcd_build_info{version="${version}",node="${process.version}",store="${kind}"}`, 1]]);
+      } finally {
+        await s.close();
+        await db.drop();
+      }
+    });
+  });

@@ -12,9 +12,18 @@ export interface ServerProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Starts `smcd serve` as a child process on a free port and waits for its start-up line. */
-export function startServerProcess(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 20_000): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [SMCD_BIN, 'serve', '--port', '0', ...args], {
+/**
+ * Starts `smcd serve` as a child process on a free port and waits for its start-up line.
+ * `command` is how smcd is run: this checkout's bin/smcd.js by default, or an installed `smcd`.
+ */
+export function startServerProcess(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  timeoutMs = 20_000,
+  command: string[] = [process.execPath, SMCD_BIN],
+): Promise<ServerProcess> {
+  const [file = process.execPath, ...commandArgs] = command;
+  const child = spawn(file, [...commandArgs, 'serve', '--port', '0', ...args], {
     env: { ...process.env, SMCD_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
