@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { startTestServer, type TestServer, testClock } from './helpers/server.ts';
+import { openStore } from '../src/store/open-store.ts';
+import { startTestServer, type TestServer, tempDir, testClock } from './helpers/server.ts';
 import { type Creds, callV1 } from './helpers/sign.ts';
 
 describe('sources: heartbeats, states, DescribeSourceServers filters and paging, modify and delete', () => {
@@ -29,8 +32,12 @@ describe('sources: heartbeats, states, DescribeSourceServers filters and paging,
   after(() => s.close());
 
   const describeSources = (params: Record<string, string>) => callV1(s.url, s.root, 'DescribeSourceServers', params, { timestamp: ts() });
-  const beat = (m: string, params: Record<string, string> = {}) =>
-    callV1(s.url, keys[m]!.key, 'ReportSourceServerHeartbeat', { SourceId: keys[m]!.sourceId, ...params }, { timestamp: ts() });
+  /** A heartbeat, then its batched write done at once (the server would do it within a few seconds). */
+  const beat = async (m: string, params: Record<string, string> = {}) => {
+    const r = await callV1(s.url, keys[m]!.key, 'ReportSourceServerHeartbeat', { SourceId: keys[m]!.sourceId, ...params }, { timestamp: ts() });
+    await s.server.services.heartbeats.flush();
+    return r;
+  };
 
   it('default page size 10, newest first, integer fields as integers', async () => {
     const r = await describeSources({});
@@ -119,5 +126,41 @@ describe('sources: heartbeats, states, DescribeSourceServers filters and paging,
     assert.equal((await beat('m5')).body.Code, 'InvalidAccessKeyId.NotFound');
     const again = await callV1(s.url, s.root, 'DeleteSourceServer', { SourceId: id }, { timestamp: ts() });
     assert.equal(again.body.Code, 'InvalidSourceId.NotFound');
+  });
+});
+
+describe('heartbeats are written in batches: within the flush interval, and at shutdown', () => {
+  it('the stored LastHeartbeatTime catches up by itself within a third of the heartbeat period, and the last beats are written on close', async () => {
+    const dir = tempDir();
+    const s = await startTestServer({ dir, heartbeatRateSeconds: 3, keepDir: true });
+    let reopened: Awaited<ReturnType<typeof openStore>> | undefined;
+    try {
+      const created = await callV1(s.url, s.root, 'CreateAccessToken', {});
+      const code = { id: created.body.AccessTokenId, secret: created.body.AccessTokenCode };
+      const imported = (await callV1(s.url, code, 'ImportSourceServer', { MachineId: 'batched' })).body;
+      const key = { id: imported.SourceKeyId, secret: imported.SourceKeySecret };
+      const stored = async () => (await s.server.options.store.getSource(imported.SourceId))!;
+      const importedAt = (await stored()).lastHeartbeatAt;
+      await new Promise((r) => setTimeout(r, 1_100));
+      const sent = Date.now();
+      assert.equal((await callV1(s.url, key, 'ReportSourceServerHeartbeat', { SourceId: imported.SourceId, StatusInfo: 'first' })).status, 200);
+      // The 3 s period flushes every second: the beat is stored by then, without any other request.
+      let written = await stored();
+      for (let i = 0; i < 40 && written.lastHeartbeatAt === importedAt; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        written = await stored();
+      }
+      assert.ok(written.lastHeartbeatAt >= sent, 'the beat reached the store');
+      assert.ok(Date.now() - sent < 1_900, `within the flush interval (${Date.now() - sent} ms)`);
+      assert.equal(written.statusInfo, 'first');
+      // A beat answered just before the server stops is written by the stop itself.
+      assert.equal((await callV1(s.url, key, 'ReportSourceServerHeartbeat', { SourceId: imported.SourceId, StatusInfo: 'last words' })).status, 200);
+      await s.close();
+      reopened = await openStore(`sqlite:${join(dir, 'smcd.db')}`);
+      assert.equal((await reopened.getSource(imported.SourceId))!.statusInfo, 'last words');
+    } finally {
+      await reopened?.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -59,10 +59,10 @@ describe('deploy/systemd units', () => {
       undefined,
       'V8 JIT-compiles into writable, executable memory',
     );
-    // smcd has no SIGHUP handler: Node.js would exit on HUP, so a reload must not send one.
+    // smcd reloads its TLS pair on HUP (and ignores it without TLS), so a reload sends one.
     assert.equal(
       lines.find((l) => l.startsWith('ExecReload=')),
-      undefined,
+      'ExecReload=/bin/kill -HUP $MAINPID',
     );
   });
 
@@ -108,7 +108,7 @@ describe('deploy/systemd units', () => {
     symlinkSync('/usr/lib/systemd', join(root, 'usr/lib/systemd'));
     for (const unit of UNITS) copyFileSync(join(DEPLOY, unit), join(unitDir, unit));
     // verify checks that each ExecStart binary exists and is executable in the root.
-    for (const bin of ['usr/bin/smcd', 'usr/local/sbin/smcd-agent']) {
+    for (const bin of ['usr/bin/smcd', 'usr/local/sbin/smcd-agent', 'bin/kill']) {
       mkdirSync(join(root, bin, '..'), { recursive: true });
       writeFileSync(join(root, bin), '#!/bin/sh\n');
       chmodSync(join(root, bin), 0o755);

@@ -285,3 +285,23 @@ describe('smcd serve refuses a TLS configuration it cannot use', () => {
     assert.equal(env.code, 2, env.stdout + env.stderr);
   });
 });
+
+describe('SIGHUP without TLS (systemctl reload) changes nothing and never ends the server', () => {
+  it('the plain HTTP server stays up and says there was nothing to reload', async () => {
+    const dir = tempDir('smcd-hup-');
+    const server = await startServerProcess(['--data-dir', dir]);
+    try {
+      server.child.kill('SIGHUP');
+      for (let i = 0; i < 40 && !server.output.some((l) => l.includes('nothing to reload')); i++) await sleep(50);
+      assert.ok(
+        server.output.some((l) => l.includes('SIGHUP: nothing to reload')),
+        server.output.join('\n'),
+      );
+      assert.equal(server.child.exitCode, null);
+      assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
+    } finally {
+      assert.equal(await server.stop(), 0);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -2,11 +2,18 @@ import { randomBytes } from 'node:crypto';
 import { type Call, type Creds, signedCall, signedForm } from './presign.ts';
 import { BENCH_ROOT } from './processes.ts';
 
-export type ScenarioName = 'create' | 'import' | 'list-1k' | 'list-1m' | 'list-filtered';
-export const SCENARIOS: readonly ScenarioName[] = ['create', 'import', 'list-1k', 'list-1m', 'list-filtered'];
+export type ScenarioName = 'create' | 'import' | 'heartbeat' | 'list-1k' | 'list-1m' | 'list-filtered';
+export const SCENARIOS: readonly ScenarioName[] = ['create', 'import', 'heartbeat', 'list-1k', 'list-1m', 'list-filtered'];
 
 /** Codes a scenario puts into the database before the server starts (not through the API). */
-export const SEED: Record<ScenarioName, number> = { create: 0, import: 0, 'list-1k': 1_000, 'list-1m': 1_000_000, 'list-filtered': 100_000 };
+export const SEED: Record<ScenarioName, number> = {
+  create: 0,
+  import: 0,
+  heartbeat: 0,
+  'list-1k': 1_000,
+  'list-1m': 1_000_000,
+  'list-filtered': 100_000,
+};
 
 /** What smcd is asked, and what the baseline is sent instead (one request of the same shape). */
 export interface Workload {
@@ -82,6 +89,36 @@ export function workload(name: ScenarioName, url: () => string): Workload {
             for (const b of batch) codes.push({ id: b.AccessTokenId, secret: b.AccessTokenCode });
           }
           return (i) => signedCall(codes[i % n]!, 'POST', 'ImportSourceServer', importParams(`m-${run}-${String(++machine).padStart(6, '0')}`));
+        },
+      };
+    }
+    case 'heartbeat': {
+      // A fleet's steady load: sources, imported first, each beating with its own key.
+      const fleet: Array<{ key: Creds; sourceId: string }> = [];
+      const run = randomBytes(4).toString('hex');
+      return {
+        writes: true,
+        sample: () =>
+          signedCall({ id: 'sk-00000000000000000000', secret: 'x'.repeat(32) }, 'POST', 'ReportSourceServerHeartbeat', {
+            SourceId: 's-00000000000000000000',
+          }),
+        async prepare() {
+          if (fleet.length === 0) {
+            const code = await callApi(url(), BENCH_ROOT, 'CreateAccessToken', { Name: 'bench-fleet', Count: '1000' });
+            const creds = { id: code.AccessTokenId, secret: code.AccessTokenCode };
+            for (let i = 0; i < 500; i += 25) {
+              const batch = await Promise.all(
+                Array.from({ length: 25 }, (_, j) =>
+                  callApi(url(), creds, 'ImportSourceServer', importParams(`hb-${run}-${String(i + j).padStart(6, '0')}`)),
+                ),
+              );
+              for (const b of batch) fleet.push({ key: { id: b.SourceKeyId, secret: b.SourceKeySecret }, sourceId: b.SourceId });
+            }
+          }
+          return (i) => {
+            const source = fleet[i % fleet.length]!;
+            return signedCall(source.key, 'POST', 'ReportSourceServerHeartbeat', { SourceId: source.sourceId });
+          };
         },
       };
     }

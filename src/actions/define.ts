@@ -6,6 +6,7 @@ import type { RequestContext, RpcAction } from '../rpc/action.ts';
 import { type ParamDecls, type ParamsOf, validateParams } from '../rpc/params.ts';
 import type { ObjectShape, ValueOf } from '../rpc/shapes.ts';
 import type { Store } from '../store/store.ts';
+import type { HeartbeatBuffer } from './heartbeat-buffer.ts';
 
 export interface ServiceSettings {
   /** Seconds between a source's heartbeats; three missed make it Unavailable. */
@@ -15,6 +16,8 @@ export interface ServiceSettings {
 /** What handlers work with, given once when the table is bound (server.ts). */
 export interface Services {
   store: Store;
+  /** Where heartbeats wait for their batched write. */
+  heartbeats: HeartbeatBuffer;
   box: SecretBox;
   clock: Clock;
   settings: ServiceSettings;

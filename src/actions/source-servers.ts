@@ -130,14 +130,21 @@ export const reportSourceServerHeartbeat = defineAction({
     StatusInfo: text({ max: 1024, doc: 'Free-form status text, at most 1024 characters.' }),
   },
   response: obj({ HeartbeatRate: int('Seconds until the next heartbeat is due.') }),
+  // A replayed heartbeat after a crash only says again that the source was alive.
+  answersBeforeCommit: true,
   async handler(ctx, p) {
-    const { store, settings } = ctx.services;
+    const { store, settings, heartbeats } = ctx.services;
     if (p.SourceId !== ctx.caller.sourceId) {
       if (!(await store.getSource(p.SourceId))) throw errors.sourceNotFound();
       throw errors.forbidden('ReportSourceServerHeartbeat on another source');
     }
-    const systemInfo = p.SystemInfo === undefined ? undefined : JSON.stringify(p.SystemInfo);
-    if (!(await store.recordHeartbeat(p.SourceId, ctx.now, systemInfo, p.StatusInfo))) throw errors.sourceNotFound();
+    // The source key just signed, so its source exists: the beat waits for the next batched write.
+    heartbeats.add({
+      sourceId: p.SourceId,
+      at: ctx.now,
+      systemInfo: p.SystemInfo === undefined ? undefined : JSON.stringify(p.SystemInfo),
+      statusInfo: p.StatusInfo,
+    });
     return { HeartbeatRate: settings.heartbeatRateSeconds };
   },
 });

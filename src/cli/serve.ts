@@ -89,100 +89,155 @@ export const serveCommand: Command = {
     const timeoutMs = intOption(values, 'db-timeout', 100, 600_000);
     const level = String(values['log-level']);
     if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(level)) throw new UsageError('--log-level: unknown level');
-    const log = pino({ level, base: { service: 'smcd' } });
-    const dataDir = String(values['data-dir']);
-    const url = databaseUrl(values);
-    // Signals are caught from the very start: before a listener exists, SIGTERM's default
-    // action would end the process at once, even right after the start line was printed.
-    let requested: string | undefined;
-    let onSignal = (signal: string) => {
-      requested ??= signal;
-    };
-    const relay = (signal: NodeJS.Signals) => onSignal(signal);
-    process.on('SIGTERM', relay);
-    process.on('SIGINT', relay);
-    // SIGHUP re-reads the certificate and key (renewed in place); a bad pair keeps the old one.
-    let reloadTls = () => {};
-    const hangup = () => reloadTls();
-    if (tlsCert) process.on('SIGHUP', hangup);
-    const stopListening = () => {
-      process.off('SIGTERM', relay);
-      process.off('SIGINT', relay);
-      process.off('SIGHUP', hangup);
-    };
-    let server: SmcdServer;
+    // Log lines are written asynchronously, not with one blocking write per request; what is
+    // still queued is flushed when smcd stops (and lost only to a kill -9).
+    const destination = pino.destination({ dest: 1, sync: false });
     try {
-      // Before the store is opened: a bad certificate leaves nothing to close.
-      const tls = tlsCert ? readTlsPair(tlsCert, tlsKey) : undefined;
-      const data = await openData(dataDir, url, process.env, { poolSize, timeoutMs });
-      const credentials = await ensureRootKey(data, dataDir, systemClock());
-      for (const file of looseSecretFiles(dataDir)) {
-        log.warn({ file }, `${file} may be read by other users of this machine: chmod 600 it (smcd writes its secret files 0600)`);
-      }
-      server = new SmcdServer({
-        store: data.store,
-        box: data.box,
-        log,
-        clock: systemClock,
-        settings: { heartbeatRateSeconds },
+      return await serve(values, pino({ level, base: { service: 'smcd' } }, destination), {
+        port,
+        heartbeatRateSeconds,
         authFailureLimit,
         authFailureWindowMs,
         keyFailureLimit,
         maxConnectionsPerAddress,
         publicUrl,
-        trustProxy: String(values['trust-proxy']),
-        tls,
+        tlsCert,
+        tlsKey,
+        poolSize,
+        timeoutMs,
       });
-      reloadTls = () => {
-        try {
-          server.setTls(readTlsPair(tlsCert, tlsKey));
-          log.info({ cert: tlsCert, key: tlsKey }, `TLS certificate reloaded from ${tlsCert}`);
-        } catch (err) {
-          log.warn(
-            { err: { message: (err as Error).message } },
-            `TLS reload refused, still serving the previous certificate: ${(err as Error).message}`,
-          );
-        }
-      };
-      const address = await server.listen(port, String(values.host));
-      log.info(
-        { address, store: describeDatabaseUrl(data.store.description), rootCredentials: credentials, masterKey: data.masterKeyOrigin },
-        `smcd listening on ${address}; store ${describeDatabaseUrl(data.store.description)}; root credentials: ${credentials}; console: ${address}/console/`,
-      );
-    } catch (err) {
-      stopListening();
-      if (err instanceof StoreUnavailableError) {
-        const cause = (err.cause as Error | undefined)?.message ?? 'no answer';
-        log.fatal({ store: describeDatabaseUrl(url) }, `smcd cannot start: the store ${describeDatabaseUrl(url)} is unreachable (${cause})`);
-        return EXIT.failed;
-      }
-      if (err instanceof StartupError || err instanceof TlsFileError || (err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
-        log.fatal({ err: { message: (err as Error).message } }, `smcd cannot start: ${(err as Error).message}`);
-        return EXIT.failed;
-      }
-      // Anything else is unexpected: one line for the operator, the stack for whoever debugs it.
-      log.debug({ err }, 'start-up failure');
-      log.fatal(
-        { err: { message: (err as Error)?.message } },
-        `smcd cannot start: ${(err as Error)?.message ?? String(err)} (run with --log-level debug for details)`,
-      );
-      return EXIT.failed;
+    } finally {
+      destination.flushSync();
     }
-    await new Promise<void>((resolve) => {
-      let stopping = false;
-      onSignal = (signal) => {
-        if (stopping) return;
-        stopping = true;
-        log.info({ signal }, 'shutting down: finishing in-flight requests');
-        server.close().then(resolve, (err) => {
-          log.error({ err }, 'error while shutting down');
-          resolve();
-        });
-      };
-      if (requested) onSignal(requested);
-    });
-    stopListening();
-    log.info('stopped');
-    return EXIT.ok;
   },
 };
+
+interface ServeSettings {
+  port: number;
+  heartbeatRateSeconds: number;
+  authFailureLimit: number;
+  authFailureWindowMs: number;
+  keyFailureLimit: number;
+  maxConnectionsPerAddress: number;
+  publicUrl: string | undefined;
+  tlsCert: string;
+  tlsKey: string;
+  poolSize: number;
+  timeoutMs: number;
+}
+
+/** Opens the data, serves until SIGTERM/SIGINT, and closes; every outcome is logged. */
+async function serve(values: Record<string, unknown>, log: pino.Logger, settings: ServeSettings): Promise<number> {
+  const {
+    port,
+    heartbeatRateSeconds,
+    authFailureLimit,
+    authFailureWindowMs,
+    keyFailureLimit,
+    maxConnectionsPerAddress,
+    publicUrl,
+    tlsCert,
+    tlsKey,
+    poolSize,
+    timeoutMs,
+  } = settings;
+  const dataDir = String(values['data-dir']);
+  const url = databaseUrl(values);
+  // Signals are caught from the very start: before a listener exists, SIGTERM's default
+  // action would end the process at once, even right after the start line was printed.
+  let requested: string | undefined;
+  let onSignal = (signal: string) => {
+    requested ??= signal;
+  };
+  const relay = (signal: NodeJS.Signals) => onSignal(signal);
+  process.on('SIGTERM', relay);
+  process.on('SIGINT', relay);
+  // SIGHUP re-reads the certificate and key (renewed in place); a bad pair keeps the old one.
+  let reloadTls = () => {};
+  const hangup = () => reloadTls();
+  // Always caught: `systemctl reload` sends HUP, which must never end a server without TLS.
+  process.on('SIGHUP', hangup);
+  const stopListening = () => {
+    process.off('SIGTERM', relay);
+    process.off('SIGINT', relay);
+    process.off('SIGHUP', hangup);
+  };
+  let server: SmcdServer;
+  try {
+    // Before the store is opened: a bad certificate leaves nothing to close.
+    const tls = tlsCert ? readTlsPair(tlsCert, tlsKey) : undefined;
+    const data = await openData(dataDir, url, process.env, { poolSize, timeoutMs });
+    const credentials = await ensureRootKey(data, dataDir, systemClock());
+    for (const file of looseSecretFiles(dataDir)) {
+      log.warn({ file }, `${file} may be read by other users of this machine: chmod 600 it (smcd writes its secret files 0600)`);
+    }
+    server = new SmcdServer({
+      store: data.store,
+      box: data.box,
+      log,
+      clock: systemClock,
+      settings: { heartbeatRateSeconds },
+      authFailureLimit,
+      authFailureWindowMs,
+      keyFailureLimit,
+      maxConnectionsPerAddress,
+      publicUrl,
+      trustProxy: String(values['trust-proxy']),
+      tls,
+    });
+    reloadTls = () => {
+      if (!tlsCert) {
+        log.info('SIGHUP: nothing to reload (no --tls-cert)');
+        return;
+      }
+      try {
+        server.setTls(readTlsPair(tlsCert, tlsKey));
+        log.info({ cert: tlsCert, key: tlsKey }, `TLS certificate reloaded from ${tlsCert}`);
+      } catch (err) {
+        log.warn(
+          { err: { message: (err as Error).message } },
+          `TLS reload refused, still serving the previous certificate: ${(err as Error).message}`,
+        );
+      }
+    };
+    const address = await server.listen(port, String(values.host));
+    log.info(
+      { address, store: describeDatabaseUrl(data.store.description), rootCredentials: credentials, masterKey: data.masterKeyOrigin },
+      `smcd listening on ${address}; store ${describeDatabaseUrl(data.store.description)}; root credentials: ${credentials}; console: ${address}/console/`,
+    );
+  } catch (err) {
+    stopListening();
+    if (err instanceof StoreUnavailableError) {
+      const cause = (err.cause as Error | undefined)?.message ?? 'no answer';
+      log.fatal({ store: describeDatabaseUrl(url) }, `smcd cannot start: the store ${describeDatabaseUrl(url)} is unreachable (${cause})`);
+      return EXIT.failed;
+    }
+    if (err instanceof StartupError || err instanceof TlsFileError || (err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      log.fatal({ err: { message: (err as Error).message } }, `smcd cannot start: ${(err as Error).message}`);
+      return EXIT.failed;
+    }
+    // Anything else is unexpected: one line for the operator, the stack for whoever debugs it.
+    log.debug({ err }, 'start-up failure');
+    log.fatal(
+      { err: { message: (err as Error)?.message } },
+      `smcd cannot start: ${(err as Error)?.message ?? String(err)} (run with --log-level debug for details)`,
+    );
+    return EXIT.failed;
+  }
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    onSignal = (signal) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'shutting down: finishing in-flight requests');
+      server.close().then(resolve, (err) => {
+        log.error({ err }, 'error while shutting down');
+        resolve();
+      });
+    };
+    if (requested) onSignal(requested);
+  });
+  stopListening();
+  log.info('stopped');
+  return EXIT.ok;
+}

@@ -43,7 +43,7 @@ export class CredentialResolver {
         return { kind: 'access-token', keyId, secret, active: true, allowedActions: ['ImportSourceServer'] };
       }
       case 'source-key': {
-        const source = await this.store.getSourceByKeyId(keyId);
+        const source = await this.store.getSourceKey(keyId);
         if (!source) return undefined;
         const secret = this.#open(source.keySealed, source.keyId);
         return {

@@ -30,6 +30,15 @@ export interface SourceQuery extends Page {
   onlineSince: number;
 }
 
+/** A source's latest heartbeat, as buffered between flushes (src/actions/heartbeats.ts). */
+export interface Heartbeat {
+  sourceId: string;
+  at: number;
+  /** JSON object text; absent keeps the stored one. */
+  systemInfo?: string;
+  statusInfo?: string;
+}
+
 export interface IdempotencyKey {
   ownerKeyId: string;
   clientToken: string;
@@ -104,8 +113,10 @@ export interface Store {
    * Records a nonce; false when this key id used it before and it has not expired. It may
    * resolve before the nonce is durable (a group-committing store records it in the commit
    * the request's own write joins): whoever answers from it awaits settled() first.
+   * `answeredBeforeCommit`: the request will not wait (API.md 5.1: heartbeats), so the store
+   * may let the nonce wait for a later commit.
    */
-  useNonce(keyId: string, nonce: string, now: number, expiresAt: number): Promise<boolean>;
+  useNonce(keyId: string, nonce: string, now: number, expiresAt: number, answeredBeforeCommit?: boolean): Promise<boolean>;
   /**
    * Resolves once everything written so far, nonces included, is durable; rejects when it
    * could not be made so. A store whose writes are durable when they resolve resolves at once.
@@ -123,8 +134,13 @@ export interface Store {
   /** Atomically: check the code, use one slot for a new machine, create or update the source. */
   importSource(request: ImportRequest): Promise<ImportOutcome>;
   getSource(id: string): Promise<SourceRecord | undefined>;
-  getSourceByKeyId(keyId: string): Promise<SourceRecord | undefined>;
-  recordHeartbeat(sourceId: string, now: number, systemInfo?: string, statusInfo?: string): Promise<boolean>;
+  /** What signing with a source key needs: the source's id and its sealed key (no other column is read). */
+  getSourceKey(keyId: string): Promise<OwnedSource | undefined>;
+  /**
+   * Writes heartbeats, many at once: each source's last-heartbeat time (never moved back) and
+   * the info it sent. Sources that no longer exist are skipped. Resolves with how many were written.
+   */
+  recordHeartbeats(beats: readonly Heartbeat[]): Promise<number>;
   describeSources(query: SourceQuery): Promise<{ total: number; items: SourceRecord[] }>;
   modifySource(id: string, patch: { name?: string; description?: string }): Promise<boolean>;
   deleteSource(id: string): Promise<boolean>;

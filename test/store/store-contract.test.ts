@@ -363,7 +363,7 @@ for (const kind of STORE_KINDS) {
         lastClientIp: '192.0.2.10',
         lastHeartbeatAt: req.now,
       });
-      assert.deepEqual(await store.getSourceByKeyId(req.newKeyId), s);
+      assert.deepEqual(await store.getSourceKey(req.newKeyId), { id: s!.id, keyId: s!.keyId, keySealed: s!.keySealed });
     });
 
     it('import: the same machine with the same code updates its source and uses no slot', async () => {
@@ -589,13 +589,28 @@ for (const kind of STORE_KINDS) {
       const t = token();
       await store.createAccessToken(t);
       const r = await imported(store, importRequest(t.id, unique('m')));
-      assert.equal(await store.recordHeartbeat(r.sourceId, T0 + 60_000, '{"cores":8}', 'migrating'), true);
+      assert.equal(await store.recordHeartbeats([{ sourceId: r.sourceId, at: T0 + 60_000, systemInfo: '{"cores":8}', statusInfo: 'migrating' }]), 1);
       let s = (await store.getSource(r.sourceId))!;
       assert.deepEqual([s.lastHeartbeatAt, s.systemInfo, s.statusInfo], [T0 + 60_000, '{"cores":8}', 'migrating']);
-      assert.equal(await store.recordHeartbeat(r.sourceId, T0 + 90_000), true);
+      assert.equal(await store.recordHeartbeats([{ sourceId: r.sourceId, at: T0 + 90_000 }]), 1);
       s = (await store.getSource(r.sourceId))!;
       assert.deepEqual([s.lastHeartbeatAt, s.systemInfo, s.statusInfo], [T0 + 90_000, '{"cores":8}', 'migrating']);
-      assert.equal(await store.recordHeartbeat('s-nosuchsource0000000', T0), false);
+      // A late batch never moves the time back; a source that is gone is skipped; many at once.
+      const other = await imported(store, importRequest(t.id, unique('m')));
+      assert.equal(
+        await store.recordHeartbeats([
+          { sourceId: r.sourceId, at: T0 + 70_000 },
+          { sourceId: 's-nosuchsource0000000', at: T0 },
+          { sourceId: other.sourceId, at: T0 + 95_000, statusInfo: 'ok' },
+        ]),
+        2,
+      );
+      assert.equal((await store.getSource(r.sourceId))!.lastHeartbeatAt, T0 + 90_000);
+      assert.deepEqual(
+        [(await store.getSource(other.sourceId))!.lastHeartbeatAt, (await store.getSource(other.sourceId))!.statusInfo],
+        [T0 + 95_000, 'ok'],
+      );
+      assert.equal(await store.recordHeartbeats([]), 0);
     });
 
     it('sources: describe filters by ids, name, code and state, newest first, with paging', async () => {
@@ -632,7 +647,7 @@ for (const kind of STORE_KINDS) {
       assert.equal(await store.modifySource('s-nosuchsource0000000', { name: 'x' }), false);
       assert.equal(await store.deleteSource(r.sourceId), true);
       assert.equal(await store.getSource(r.sourceId), undefined);
-      assert.equal(await store.getSourceByKeyId(r.keyId), undefined);
+      assert.equal(await store.getSourceKey(r.keyId), undefined);
       assert.equal(await store.deleteSource(r.sourceId), false);
     });
 

@@ -1,6 +1,6 @@
 import type { AccessKeyRecord } from '../../domain/access-key.ts';
 import type { AccessTokenRecord } from '../../domain/access-token.ts';
-import type { SourceRecord } from '../../domain/source-server.ts';
+import type { OwnedSource, SourceRecord } from '../../domain/source-server.ts';
 import {
   accessKeyFromRow,
   accessKeyValues,
@@ -12,6 +12,7 @@ import {
 } from '../rows.ts';
 import {
   type CreateTokenOutcome,
+  type Heartbeat,
   type IdempotencyKey,
   type ImportOutcome,
   type ImportRequest,
@@ -200,6 +201,7 @@ export class PostgresStore implements Store {
     return (await this.#run('DELETE FROM access_keys WHERE id = $1', id)) > 0;
   }
 
+  /** Committed before it resolves, whether or not the request waits for it: one statement either way. */
   async useNonce(keyId: string, nonce: string, now: number, expiresAt: number): Promise<boolean> {
     // One statement: a live row refuses (also when another node's insert of it is still
     // in flight: ON CONFLICT waits for it); an expired row is taken over, not a replay.
@@ -372,21 +374,24 @@ export class PostgresStore implements Store {
     return row && sourceFromRow(row);
   }
 
-  async getSourceByKeyId(keyId: string): Promise<SourceRecord | undefined> {
-    const row = await this.#get('SELECT * FROM sources WHERE key_id = $1', keyId);
-    return row && sourceFromRow(row);
+  async getSourceKey(keyId: string): Promise<OwnedSource | undefined> {
+    const row = await this.#get('SELECT id, key_id, key_sealed FROM sources WHERE key_id = $1', keyId);
+    return row && ownedSourceFromRow(row);
   }
 
-  async recordHeartbeat(sourceId: string, now: number, systemInfo?: string, statusInfo?: string): Promise<boolean> {
-    const changed = await this.#run(
-      `UPDATE sources SET last_heartbeat_at = $1, system_info = COALESCE($2, system_info),
-       status_info = COALESCE($3, status_info) WHERE id = $4`,
-      now,
-      systemInfo ?? null,
-      statusInfo ?? null,
-      sourceId,
+  async recordHeartbeats(beats: readonly Heartbeat[]): Promise<number> {
+    if (beats.length === 0) return 0;
+    // One statement for the whole batch: arrays of the values, joined to the rows by id.
+    return this.#run(
+      `UPDATE sources AS s SET last_heartbeat_at = GREATEST(s.last_heartbeat_at, b.at),
+         system_info = COALESCE(b.system_info, s.system_info), status_info = COALESCE(b.status_info, s.status_info)
+       FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[]) AS b(id, at, system_info, status_info)
+       WHERE s.id = b.id`,
+      beats.map((b) => b.sourceId),
+      beats.map((b) => b.at),
+      beats.map((b) => b.systemInfo ?? null),
+      beats.map((b) => b.statusInfo ?? null),
     );
-    return changed > 0;
   }
 
   describeSources(query: SourceQuery): Promise<{ total: number; items: SourceRecord[] }> {

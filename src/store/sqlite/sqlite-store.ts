@@ -1,6 +1,6 @@
 import type { AccessKeyRecord } from '../../domain/access-key.ts';
 import type { AccessTokenRecord } from '../../domain/access-token.ts';
-import type { SourceRecord } from '../../domain/source-server.ts';
+import type { OwnedSource, SourceRecord } from '../../domain/source-server.ts';
 import {
   accessKeyFromRow,
   accessKeyValues,
@@ -10,7 +10,17 @@ import {
   sourceFieldValues,
   sourceFromRow,
 } from '../rows.ts';
-import type { CreateTokenOutcome, IdempotencyKey, ImportOutcome, ImportRequest, SourceQuery, Store, StoreObserver, TokenQuery } from '../store.ts';
+import type {
+  CreateTokenOutcome,
+  Heartbeat,
+  IdempotencyKey,
+  ImportOutcome,
+  ImportRequest,
+  SourceQuery,
+  Store,
+  StoreObserver,
+  TokenQuery,
+} from '../store.ts';
 import { type Row, SqliteConnection } from './connection.ts';
 import { SqliteReadPool } from './read-pool.ts';
 
@@ -159,7 +169,7 @@ export class SqliteStore implements Store {
    * request's own write joins the same commit (one fsync per request instead of two). The
    * caller awaits settled() before it answers.
    */
-  async useNonce(keyId: string, nonce: string, now: number, expiresAt: number): Promise<boolean> {
+  async useNonce(keyId: string, nonce: string, now: number, expiresAt: number, answeredBeforeCommit = false): Promise<boolean> {
     // One statement: a live row refuses; an expired row for the same nonce is taken over, not a replay.
     const { value } = this.#db.execute(
       () =>
@@ -172,6 +182,7 @@ export class SqliteStore implements Store {
           now,
         ) > 0,
       true,
+      !answeredBeforeCommit,
     );
     return value;
   }
@@ -314,23 +325,27 @@ export class SqliteStore implements Store {
     return row && sourceFromRow(row);
   }
 
-  async getSourceByKeyId(keyId: string): Promise<SourceRecord | undefined> {
-    const row = this.#db.get('SELECT * FROM sources WHERE key_id = ?', keyId);
-    return row && sourceFromRow(row);
+  async getSourceKey(keyId: string): Promise<OwnedSource | undefined> {
+    const row = this.#db.get('SELECT id, key_id, key_sealed FROM sources WHERE key_id = ?', keyId);
+    return row && ownedSourceFromRow(row);
   }
 
-  recordHeartbeat(sourceId: string, now: number, systemInfo?: string, statusInfo?: string): Promise<boolean> {
-    return this.#db.write(
-      () =>
-        this.#db.run(
-          'UPDATE sources SET last_heartbeat_at = ?, system_info = COALESCE(?, system_info), status_info = COALESCE(?, status_info) WHERE id = ?',
-          now,
-          systemInfo ?? null,
-          statusInfo ?? null,
-          sourceId,
-        ) > 0,
-      true,
-    );
+  recordHeartbeats(beats: readonly Heartbeat[]): Promise<number> {
+    if (beats.length === 0) return Promise.resolve(0);
+    return this.#db.write(() => {
+      let written = 0;
+      for (const b of beats) {
+        written += this.#db.run(
+          `UPDATE sources SET last_heartbeat_at = MAX(last_heartbeat_at, ?), system_info = COALESCE(?, system_info),
+           status_info = COALESCE(?, status_info) WHERE id = ?`,
+          b.at,
+          b.systemInfo ?? null,
+          b.statusInfo ?? null,
+          b.sourceId,
+        );
+      }
+      return written;
+    });
   }
 
   async describeSources(q: SourceQuery): Promise<{ total: number; items: SourceRecord[] }> {
