@@ -130,8 +130,6 @@ export const reportSourceServerHeartbeat = defineAction({
     StatusInfo: text({ max: 1024, doc: 'Free-form status text, at most 1024 characters.' }),
   },
   response: obj({ HeartbeatRate: int('Seconds until the next heartbeat is due.') }),
-  // A replayed heartbeat after a crash only says again that the source was alive.
-  answersBeforeCommit: true,
   async handler(ctx, p) {
     const { store, settings, heartbeats } = ctx.services;
     if (p.SourceId !== ctx.caller.sourceId) {

@@ -34,10 +34,5 @@ export interface RpcAction {
   readonly signedBy: CredentialKind;
   readonly params: ParamDecls;
   readonly response: ObjectShape;
-  /**
-   * May be answered before its nonce (and what it wrote) is durable: a replay after a crash can
-   * only repeat it (API.md 5.1). Heartbeats; every other action waits for the commit.
-   */
-  readonly answersBeforeCommit?: boolean;
   dispatch(ctx: RequestContext, raw: ReadonlyMap<string, string>): Promise<Record<string, unknown>>;
 }

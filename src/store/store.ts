@@ -113,10 +113,8 @@ export interface Store {
    * Records a nonce; false when this key id used it before and it has not expired. It may
    * resolve before the nonce is durable (a group-committing store records it in the commit
    * the request's own write joins): whoever answers from it awaits settled() first.
-   * `answeredBeforeCommit`: the request will not wait (API.md 5.1: heartbeats), so the store
-   * may let the nonce wait for a later commit.
    */
-  useNonce(keyId: string, nonce: string, now: number, expiresAt: number, answeredBeforeCommit?: boolean): Promise<boolean>;
+  useNonce(keyId: string, nonce: string, now: number, expiresAt: number): Promise<boolean>;
   /**
    * Resolves once everything written so far, nonces included, is durable; rejects when it
    * could not be made so. A store whose writes are durable when they resolve resolves at once.

@@ -201,7 +201,6 @@ export class PostgresStore implements Store {
     return (await this.#run('DELETE FROM access_keys WHERE id = $1', id)) > 0;
   }
 
-  /** Committed before it resolves, whether or not the request waits for it: one statement either way. */
   async useNonce(keyId: string, nonce: string, now: number, expiresAt: number): Promise<boolean> {
     // One statement: a live row refuses (also when another node's insert of it is still
     // in flight: ON CONFLICT waits for it); an expired row is taken over, not a replay.

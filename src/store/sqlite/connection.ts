@@ -77,18 +77,9 @@ function openError(err: unknown, path: string): unknown {
 interface OpenBatch {
   /** Writes that ran in it. */
   size: number;
-  /** A write that someone waits for joined it: it commits at the end of this turn. */
-  awaited: boolean;
   committed: Array<() => void>;
   failed: Array<(err: unknown) => void>;
 }
-
-/**
- * How long a batch of writes nobody waits for (nonces of heartbeats, API.md 5.1) may stay
- * open: they then share commits with each other and with the next awaited write, instead of
- * costing a durable commit per turn of the event loop.
- */
-const LAZY_COMMIT_MS = 20;
 
 /** How many distinct statements are kept prepared (the SQL texts are few; IN lists vary). */
 const STATEMENT_CACHE_SIZE = 500;
@@ -170,24 +161,13 @@ export class SqliteConnection {
     }
   }
 
-  /**
-   * The open transaction; the first write begins it. Its commit is at the end of the turn once
-   * a write someone waits for joined it, else LAZY_COMMIT_MS later.
-   */
-  #openBatch(awaited: boolean): OpenBatch {
-    let batch = this.#batch;
-    if (!batch) {
-      this.#tx.begin.run();
-      batch = { size: 0, awaited: false, committed: [], failed: [] };
-      this.#batch = batch;
-      const opened = batch;
-      if (!awaited) setTimeout(() => this.#commit(opened), LAZY_COMMIT_MS);
-    }
-    if (awaited && !batch.awaited) {
-      batch.awaited = true;
-      const soon = batch;
-      setImmediate(() => this.#commit(soon));
-    }
+  /** The turn's open transaction; the first write of a turn begins it and schedules its commit. */
+  #openBatch(): OpenBatch {
+    if (this.#batch) return this.#batch;
+    this.#tx.begin.run();
+    const batch: OpenBatch = { size: 0, committed: [], failed: [] };
+    this.#batch = batch;
+    setImmediate(() => this.#commit(batch));
     return batch;
   }
 
@@ -210,11 +190,11 @@ export class SqliteConnection {
    * Runs a write now, in the open transaction and its own savepoint. A write of
    * `oneStatement` needs no savepoint: SQLite undoes a failed statement by itself.
    */
-  execute<T>(run: () => T, oneStatement = false, awaited = true): { batch: OpenBatch; value: T } {
+  execute<T>(run: () => T, oneStatement = false): { batch: OpenBatch; value: T } {
     if (this.#closed) throw new Error('the store is closed');
     let batch: OpenBatch;
     try {
-      batch = this.#openBatch(awaited);
+      batch = this.#openBatch();
     } catch (err) {
       throw busyToUnavailable(err);
     }
@@ -264,8 +244,6 @@ export class SqliteConnection {
     if (this.#aborted) return Promise.reject(this.#aborted.error);
     const batch = this.#batch;
     if (!batch) return Promise.resolve();
-    // Someone waits for it now: it commits at the end of this turn.
-    if (!batch.awaited) this.#openBatch(true);
     return new Promise<void>((resolve, reject) => {
       batch.committed.push(resolve);
       batch.failed.push(reject);

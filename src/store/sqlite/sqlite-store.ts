@@ -169,7 +169,7 @@ export class SqliteStore implements Store {
    * request's own write joins the same commit (one fsync per request instead of two). The
    * caller awaits settled() before it answers.
    */
-  async useNonce(keyId: string, nonce: string, now: number, expiresAt: number, answeredBeforeCommit = false): Promise<boolean> {
+  async useNonce(keyId: string, nonce: string, now: number, expiresAt: number): Promise<boolean> {
     // One statement: a live row refuses; an expired row for the same nonce is taken over, not a replay.
     const { value } = this.#db.execute(
       () =>
@@ -182,7 +182,6 @@ export class SqliteStore implements Store {
           now,
         ) > 0,
       true,
-      !answeredBeforeCommit,
     );
     return value;
   }
