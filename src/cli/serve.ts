@@ -70,42 +70,14 @@ export const serveCommand: Command = {
     'log-level': { type: 'string', description: 'fatal, error, warn, info, debug or silent.', env: 'SMCD_LOG_LEVEL', default: 'info' },
   },
   async run(values) {
-    const port = intOption(values, 'port', 0, 65535);
-    const heartbeatRateSeconds = intOption(values, 'heartbeat-rate', 1, 86_400);
-    const authFailureLimit = intOption(values, 'auth-failure-limit', 1, 1_000_000);
-    const authFailureWindowMs = intOption(values, 'auth-failure-window', 1, 86_400) * 1000;
-    const keyFailureLimit = intOption(values, 'key-failure-limit', 1, 1_000_000);
-    const maxConnectionsPerAddress = intOption(values, 'max-connections-per-address', 1, 100_000);
-    let publicUrl: string | undefined;
-    if (typeof values['public-url'] === 'string' && values['public-url'] !== '') {
-      const checked = checkPublicUrl(values['public-url']);
-      if ('error' in checked) throw new UsageError(`--public-url ${checked.error}`);
-      publicUrl = checked.url;
-    }
-    const tlsCert = typeof values['tls-cert'] === 'string' ? values['tls-cert'] : '';
-    const tlsKey = typeof values['tls-key'] === 'string' ? values['tls-key'] : '';
-    if (Boolean(tlsCert) !== Boolean(tlsKey)) throw new UsageError('--tls-cert and --tls-key go together: give both, or neither');
-    const poolSize = intOption(values, 'db-pool-size', 1, 1000);
-    const timeoutMs = intOption(values, 'db-timeout', 100, 600_000);
+    const settings = settingsFrom(values);
     const level = String(values['log-level']);
     if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(level)) throw new UsageError('--log-level: unknown level');
     // Log lines are written asynchronously, not with one blocking write per request; what is
     // still queued is flushed when smcd stops (and lost only to a kill -9).
     const destination = pino.destination({ dest: 1, sync: false });
     try {
-      return await serve(values, pino({ level, base: { service: 'smcd' } }, destination), {
-        port,
-        heartbeatRateSeconds,
-        authFailureLimit,
-        authFailureWindowMs,
-        keyFailureLimit,
-        maxConnectionsPerAddress,
-        publicUrl,
-        tlsCert,
-        tlsKey,
-        poolSize,
-        timeoutMs,
-      });
+      return await serve(values, pino({ level, base: { service: 'smcd' } }, destination), settings);
     } finally {
       destination.flushSync();
     }
@@ -124,6 +96,32 @@ interface ServeSettings {
   tlsKey: string;
   poolSize: number;
   timeoutMs: number;
+}
+
+/** The flags, checked: a usage error names the flag, before anything is opened. */
+function settingsFrom(values: Record<string, unknown>): ServeSettings {
+  let publicUrl: string | undefined;
+  if (typeof values['public-url'] === 'string' && values['public-url'] !== '') {
+    const checked = checkPublicUrl(values['public-url']);
+    if ('error' in checked) throw new UsageError(`--public-url ${checked.error}`);
+    publicUrl = checked.url;
+  }
+  const tlsCert = typeof values['tls-cert'] === 'string' ? values['tls-cert'] : '';
+  const tlsKey = typeof values['tls-key'] === 'string' ? values['tls-key'] : '';
+  if (Boolean(tlsCert) !== Boolean(tlsKey)) throw new UsageError('--tls-cert and --tls-key go together: give both, or neither');
+  return {
+    port: intOption(values, 'port', 0, 65535),
+    heartbeatRateSeconds: intOption(values, 'heartbeat-rate', 1, 86_400),
+    authFailureLimit: intOption(values, 'auth-failure-limit', 1, 1_000_000),
+    authFailureWindowMs: intOption(values, 'auth-failure-window', 1, 86_400) * 1000,
+    keyFailureLimit: intOption(values, 'key-failure-limit', 1, 1_000_000),
+    maxConnectionsPerAddress: intOption(values, 'max-connections-per-address', 1, 100_000),
+    publicUrl,
+    tlsCert,
+    tlsKey,
+    poolSize: intOption(values, 'db-pool-size', 1, 1000),
+    timeoutMs: intOption(values, 'db-timeout', 100, 600_000),
+  };
 }
 
 /** Opens the data, serves until SIGTERM/SIGINT, and closes; every outcome is logged. */
