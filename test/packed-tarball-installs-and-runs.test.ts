@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { startServerProcess } from './helpers/process-server.ts';
@@ -13,10 +13,14 @@ const REPO = fileURLToPath(new URL('..', import.meta.url));
 /**
  * npm's environment without what an enclosing `npm test` exports (npm_config_prefix and the
  * like would redirect the install); the registry is reached with the user's own npm config.
+ * better-sqlite3 is compiled against the headers of the Node.js running this test (which
+ * also runs the installed smcd): on Node 24 in CI, not the machine's Node 20 that npmrc names.
  */
 function npmEnv(): NodeJS.ProcessEnv {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.toLowerCase().startsWith('npm_')));
-  return { ...env, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' };
+  const nodeDir = dirname(dirname(process.execPath));
+  const headers = existsSync(join(nodeDir, 'include', 'node', 'node.h')) ? { npm_config_nodedir: nodeDir } : {};
+  return { ...env, ...headers, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' };
 }
 
 function run(command: string, args: string[], opts: { cwd?: string; timeoutMs?: number } = {}) {
