@@ -319,11 +319,11 @@ describe('the web console in headless Chromium', { skip }, () => {
     for (let i = 0; i < 7; i++) await api('CreateAccessToken', { Name: `bulk-${i}` });
     await page.click('#codes-refresh');
     await page.locator('#codes-pager').filter({ hasText: '1–10 of 12' }).waitFor();
-    await page.getByRole('button', { name: 'Next ›' }).click();
+    await page.getByRole('button', { name: 'Next ›', exact: true }).click();
     await page.locator('#codes-pager').filter({ hasText: '11–12 of 12' }).waitFor();
     assert.equal(await page.locator('#codes-table tbody tr').count(), 2);
-    assert.equal(await page.getByRole('button', { name: 'Next ›' }).isDisabled(), true);
-    await page.getByRole('button', { name: '‹ Previous' }).click();
+    assert.equal(await page.getByRole('button', { name: 'Next ›', exact: true }).isDisabled(), true);
+    await page.getByRole('button', { name: '‹ Previous', exact: true }).click();
     await page.locator('#codes-pager').filter({ hasText: '1–10 of 12' }).waitFor();
   });
 
@@ -363,14 +363,14 @@ describe('the web console in headless Chromium', { skip }, () => {
     await page.click('#codes-filters button[type="submit"]');
     const item = row(created.id);
     await page.locator('#codes-pager').filter({ hasText: '1–1 of 1' }).waitFor();
-    await item.getByRole('button', { name: 'Disable' }).click();
+    await item.getByRole('button', { name: 'Disable', exact: true }).click();
     await page.locator('#confirm-dialog').waitFor();
     assert.match(await page.locator('#confirm-message').innerText(), new RegExp(created.id));
     await shot('07-confirm-disable');
     await page.click('#confirm-ok');
     await item.locator('.badge', { hasText: 'unactivated' }).waitFor();
     assert.match(await item.innerText(), /unactivated\s+disabled/);
-    assert.equal(await item.getByRole('button', { name: 'Disable' }).isDisabled(), true);
+    assert.equal(await item.getByRole('button', { name: 'Disable', exact: true }).isDisabled(), true);
     const [listed] = (await api('ListAccessTokens', { 'AccessTokenId.1': created.id })).AccessTokens.AccessToken;
     assert.equal(listed.Status, 'unactivated');
     // And the server now refuses that code.
@@ -380,14 +380,14 @@ describe('the web console in headless Chromium', { skip }, () => {
   });
 
   it('filters sources by code, edits one and deletes it after confirmation', async () => {
-    await row(created.id).getByRole('button', { name: 'Sources' }).click();
+    await row(created.id).getByRole('button', { name: 'Sources', exact: true }).click();
     await page.locator('#sources-view').waitFor();
     assert.equal(await page.inputValue('#sources-token'), created.id);
     await page.locator('#sources-pager').filter({ hasText: '1–1 of 1' }).waitFor();
     const item = page.locator('#sources-table tbody tr').first();
     const sourceId = (await item.getAttribute('data-id'))!;
 
-    await item.getByRole('button', { name: 'Edit' }).click();
+    await item.getByRole('button', { name: 'Edit', exact: true }).click();
     await page.fill('#modify-name', 'console-renamed');
     await page.fill('#modify-description', 'renamed in the browser');
     await page.click('#modify-submit');
@@ -397,10 +397,10 @@ describe('the web console in headless Chromium', { skip }, () => {
     assert.equal(after.Description, 'renamed in the browser');
 
     // Cancel keeps it; confirming deletes it.
-    await row(sourceId).getByRole('button', { name: 'Delete' }).click();
+    await row(sourceId).getByRole('button', { name: 'Delete', exact: true }).click();
     await page.click('#confirm-cancel');
     assert.equal((await api('DescribeSourceServers', { 'SourceId.1': sourceId })).TotalCount, 1);
-    await row(sourceId).getByRole('button', { name: 'Delete' }).click();
+    await row(sourceId).getByRole('button', { name: 'Delete', exact: true }).click();
     await page.click('#confirm-ok');
     await page.locator('#sources-empty').waitFor();
     assert.equal((await api('DescribeSourceServers', { 'SourceId.1': sourceId })).TotalCount, 0);
@@ -417,7 +417,7 @@ describe('the web console in headless Chromium', { skip }, () => {
     await page.click('a[data-tab="codes"]');
     await page.fill('#codes-name', 'legacy-erp');
     await page.click('#codes-filters button[type="submit"]');
-    await row(erp.AccessTokenId).getByRole('button', { name: 'Sources' }).click();
+    await row(erp.AccessTokenId).getByRole('button', { name: 'Sources', exact: true }).click();
     await page.locator('#sources-pager').filter({ hasText: '1–2 of 2' }).waitFor();
     await page.fill('#sources-name', 'no-source-has-this-name');
     await page.click('#sources-filters button[type="submit"]');
@@ -443,7 +443,7 @@ describe('the web console in headless Chromium', { skip }, () => {
     const list = (await api('ListAccessTokens', { Name: 'pilot-2024' })).AccessTokens.AccessToken;
     const id = list[0].AccessTokenId as string;
     await page.locator('#codes-pager select').selectOption('20');
-    await row(id).getByRole('button', { name: 'Delete' }).click();
+    await row(id).getByRole('button', { name: 'Delete', exact: true }).click();
     await page.click('#confirm-ok');
     await row(id).waitFor({ state: 'detached' });
     assert.equal((await api('ListAccessTokens', { 'AccessTokenId.1': id })).TotalCount, 0);
@@ -452,12 +452,12 @@ describe('the web console in headless Chromium', { skip }, () => {
   it('goes back a page when a delete empties the last one', async () => {
     await page.locator('#codes-pager select').selectOption('10');
     await page.locator('#codes-pager').filter({ hasText: '1–10 of 11' }).waitFor();
-    await page.getByRole('button', { name: 'Next ›' }).click();
+    await page.getByRole('button', { name: 'Next ›', exact: true }).click();
     await page.locator('#codes-pager').filter({ hasText: '11–11 of 11' }).waitFor();
     const only = page.locator('#codes-table tbody tr');
     assert.equal(await only.count(), 1);
     const id = (await only.getAttribute('data-id'))!;
-    await row(id).getByRole('button', { name: 'Delete' }).click();
+    await row(id).getByRole('button', { name: 'Delete', exact: true }).click();
     await page.click('#confirm-ok');
     await page.locator('#codes-pager').filter({ hasText: '1–10 of 10' }).waitFor();
     assert.match(await page.locator('#codes-pager').innerText(), /Page 1 of 1/);
