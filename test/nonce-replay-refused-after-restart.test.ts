@@ -29,4 +29,45 @@ describe('nonces are persisted: a replay is refused after a restart', () => {
       }
     });
   }
+
+  it('a heartbeat, answered before its nonce is written (API.md 5.1), is refused when replayed, before and after a restart', async () => {
+    let server = await startServerProcess(['--data-dir', dir]);
+    const c = readRootCredentials(dir)!;
+    const root = { id: c.AccessKeyId, secret: c.AccessKeySecret };
+    const call = async (url: string, creds: { id: string; secret: string }, action: string, params: Record<string, string>) => {
+      const res = await fetch(`${url}/`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: encodeForm(v1Params(creds, action, params, { method: 'POST' })),
+      });
+      return { status: res.status, body: await res.json() };
+    };
+    try {
+      const code = (await call(server.url, root, 'CreateAccessToken', { Name: 'replayed_beat' })).body;
+      const imported = await call(server.url, { id: code.AccessTokenId, secret: code.AccessTokenCode }, 'ImportSourceServer', {
+        MachineId: 'replayed-beat-machine',
+      });
+      assert.equal(imported.status, 200, JSON.stringify(imported.body));
+      const sourceKey = { id: imported.body.SourceKeyId, secret: imported.body.SourceKeySecret };
+      const beat = encodeForm(v1Params(sourceKey, 'ReportSourceServerHeartbeat', { SourceId: imported.body.SourceId }, { method: 'POST' }));
+      const send = async () => {
+        const res = await fetch(`${server.url}/`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: beat });
+        return { status: res.status, body: await res.json() };
+      };
+      const first = await send();
+      assert.equal(first.status, 200, JSON.stringify(first.body));
+      // At once, while the nonce is only in memory.
+      const replayed = await send();
+      assert.equal(replayed.status, 400);
+      assert.equal(replayed.body.Code, 'SignatureNonceUsed');
+      // Stopping writes it, so the next process refuses it too.
+      await server.stop('SIGTERM');
+      server = await startServerProcess(['--data-dir', dir]);
+      const afterRestart = await send();
+      assert.equal(afterRestart.status, 400);
+      assert.equal(afterRestart.body.Code, 'SignatureNonceUsed');
+    } finally {
+      await server.stop();
+    }
+  });
 });

@@ -124,6 +124,7 @@ export const reportSourceServerHeartbeat = defineAction({
   origin: 'smcd',
   summary: "Reports that a source is alive, signed with that source's key.",
   signedBy: 'source-key',
+  nonceMayLag: true,
   params: {
     SourceId: sourceIdParam,
     SystemInfo: systemInfoParam,

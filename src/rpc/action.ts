@@ -34,5 +34,11 @@ export interface RpcAction {
   readonly signedBy: CredentialKind;
   readonly params: ParamDecls;
   readonly response: ObjectShape;
+  /**
+   * The request may be answered before its nonce is durable (API.md 5.1: a replay after a
+   * crash can only repeat it): ReportSourceServerHeartbeat. Its nonce is still refused when
+   * seen again; the store may write it later, in a batch, and the answer does not wait for a commit.
+   */
+  readonly nonceMayLag?: boolean;
   dispatch(ctx: RequestContext, raw: ReadonlyMap<string, string>): Promise<Record<string, unknown>>;
 }

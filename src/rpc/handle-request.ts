@@ -148,7 +148,8 @@ export function createRpcHandler(deps: RpcDependencies) {
       }
       throttle.recordSuccess(claim.keyId, clientIp, now);
       // Only a proven signer can use up a nonce, so nobody can burn another client's nonces.
-      if (!(await store.useNonce(claim.keyId, claim.nonce, now, now + limits.nonceTtlMs))) throw errors.nonceUsed();
+      const mayLag = action.nonceMayLag === true;
+      if (!(await store.useNonce(claim.keyId, claim.nonce, now, now + limits.nonceTtlMs, mayLag))) throw errors.nonceUsed();
       keyId = claim.keyId;
       const allowed =
         action.signedBy === credential.kind && (credential.allowedActions.includes(action.name) || credential.allowedActions.includes('*'));
@@ -163,9 +164,10 @@ export function createRpcHandler(deps: RpcDependencies) {
       };
       const result = await action.dispatch(ctx, params);
       // Nothing is answered before what it rests on (its nonce, what it read) is on disk. API.md
-      // 5.1 would let reads and heartbeats answer earlier; measured under load, waiting for the
-      // group commit serves more of them (answers, reads and commits batch together).
-      await store.settled();
+      // 5.1 would let reads answer earlier too; measured under load, waiting for the group commit
+      // serves more of them (answers, reads and commits batch together). A heartbeat commits
+      // nothing of its own (its nonce and beat are written in batches): it answers at once.
+      if (!mayLag) await store.settled();
       send(res, 200, format, `${action.name}Response`, { RequestId: requestId, ...result }, false);
       metrics.requests.inc({ action: action.name, code: 'OK' });
       log.info({ requestId, action: action.name, status: 200, ms: +(performance.now() - started).toFixed(2), clientIp, keyId }, 'request');

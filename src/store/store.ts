@@ -113,8 +113,11 @@ export interface Store {
    * Records a nonce; false when this key id used it before and it has not expired. It may
    * resolve before the nonce is durable (a group-committing store records it in the commit
    * the request's own write joins): whoever answers from it awaits settled() first.
+   * `mayLag` (heartbeats, API.md 5.1): the answer will not wait for a commit; a store used by one
+   * node may keep the nonce in memory and write it in a later batch (it still refuses it when
+   * seen again); a store shared by several nodes records it at once, so every node sees it.
    */
-  useNonce(keyId: string, nonce: string, now: number, expiresAt: number): Promise<boolean>;
+  useNonce(keyId: string, nonce: string, now: number, expiresAt: number, mayLag?: boolean): Promise<boolean>;
   /**
    * Resolves once everything written so far, nonces included, is durable; rejects when it
    * could not be made so. A store whose writes are durable when they resolve resolves at once.

@@ -198,6 +198,18 @@ for (const kind of STORE_KINDS) {
       assert.equal(await store.useNonce(key, purged, T0 + 50, T0 + 150), true);
     });
 
+    it('nonces that may lag (heartbeats) are refused when seen again, lagging or not', async () => {
+      const key = unique('key');
+      const [a, b, c] = [unique('nonce'), unique('nonce'), unique('nonce')];
+      assert.equal(await store.useNonce(key, a, T0, T0 + 60_000, true), true);
+      assert.equal(await store.useNonce(key, a, T0 + 1, T0 + 60_001, true), false, 'lagging, replayed lagging');
+      assert.equal(await store.useNonce(key, a, T0 + 1, T0 + 60_001), false, 'lagging, replayed on the durable path');
+      assert.equal(await store.useNonce(key, b, T0, T0 + 60_000), true);
+      assert.equal(await store.useNonce(key, b, T0 + 1, T0 + 60_001, true), false, 'durable, replayed lagging');
+      const results = await Promise.all(Array.from({ length: 20 }, () => store.useNonce(key, c, T0, T0 + 60_000, true)));
+      assert.equal(results.filter(Boolean).length, 1, 'concurrent lagging uses: exactly one accepted');
+    });
+
     it('nonces: of concurrent uses of one nonce exactly one is accepted', async () => {
       const key = unique('key');
       const nonce = unique('nonce');

@@ -79,11 +79,21 @@ function sourceWhere(q: SourceQuery): Where {
  * The embedded store: one connection with group commit (connection.ts) for writes and
  * cheap reads, and a read worker (read-pool.ts) for lists whose cost grows with the data.
  */
+const UPSERT_NONCE = `INSERT INTO nonces (key_id, nonce, expires_at) VALUES (?, ?, ?)
+  ON CONFLICT (key_id, nonce) DO UPDATE SET expires_at = excluded.expires_at WHERE nonces.expires_at <= ?`;
+/** Heartbeat nonces are written this long after the first of a batch arrives. */
+const LAGGING_NONCE_DELAY_MS = 1_000;
+/** Rows per write when many are written at once: each write holds the event loop for a few ms at most. */
+const WRITE_CHUNK = 500;
+
 export class SqliteStore implements Store {
   readonly description: string;
   readonly #db: SqliteConnection;
   /** None for an in-memory database, which another thread cannot open. */
   readonly #reads?: SqliteReadPool;
+  /** Heartbeat nonces not written yet (`useNonce(..., mayLag)`), by key id + newline + nonce. */
+  #laggingNonces = new Map<string, { keyId: string; nonce: string; now: number; expiresAt: number }>();
+  #laggingTimer?: NodeJS.Timeout;
 
   constructor(path: string, options: { timeoutMs?: number } = {}) {
     this.description = `sqlite:${path}`;
@@ -92,6 +102,8 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    clearTimeout(this.#laggingTimer);
+    await this.#writeLaggingNonces().catch(() => {});
     await this.#reads?.close();
     await this.#db.close();
   }
@@ -169,21 +181,41 @@ export class SqliteStore implements Store {
    * request's own write joins the same commit (one fsync per request instead of two). The
    * caller awaits settled() before it answers.
    */
-  async useNonce(keyId: string, nonce: string, now: number, expiresAt: number): Promise<boolean> {
+  async useNonce(keyId: string, nonce: string, now: number, expiresAt: number, mayLag = false): Promise<boolean> {
+    const lagging = `${keyId}\n${nonce}`;
+    if (this.#laggingNonces.has(lagging)) return false;
+    if (mayLag) {
+      // A heartbeat's nonce (API.md 5.1): refused when seen, written within a second in a batch,
+      // so a fleet's beats cost no commit each. A crash before that write lets one heartbeat repeat.
+      if (this.#db.get('SELECT 1 AS seen FROM nonces WHERE key_id = ? AND nonce = ? AND expires_at > ?', keyId, nonce, now)) return false;
+      this.#laggingNonces.set(lagging, { keyId, nonce, now, expiresAt });
+      this.#laggingTimer ??= setTimeout(() => void this.#writeLaggingNonces(), LAGGING_NONCE_DELAY_MS).unref();
+      return true;
+    }
     // One statement: a live row refuses; an expired row for the same nonce is taken over, not a replay.
-    const { value } = this.#db.execute(
-      () =>
-        this.#db.run(
-          `INSERT INTO nonces (key_id, nonce, expires_at) VALUES (?, ?, ?)
-           ON CONFLICT (key_id, nonce) DO UPDATE SET expires_at = excluded.expires_at WHERE nonces.expires_at <= ?`,
-          keyId,
-          nonce,
-          expiresAt,
-          now,
-        ) > 0,
-      true,
-    );
+    const { value } = this.#db.execute(() => this.#db.run(UPSERT_NONCE, keyId, nonce, expiresAt, now) > 0, true);
     return value;
+  }
+
+  /**
+   * Writes the lagging nonces in batches of a few hundred, each its own group-committed write,
+   * so no single write holds the event loop long. Those a failed batch held are kept for the next try.
+   */
+  async #writeLaggingNonces(): Promise<void> {
+    this.#laggingTimer = undefined;
+    const pending = [...this.#laggingNonces];
+    for (let i = 0; i < pending.length; i += WRITE_CHUNK) {
+      const chunk = pending.slice(i, i + WRITE_CHUNK);
+      try {
+        await this.#db.write(() => {
+          for (const [, n] of chunk) this.#db.run(UPSERT_NONCE, n.keyId, n.nonce, n.expiresAt, n.now);
+        });
+        for (const [k] of chunk) this.#laggingNonces.delete(k);
+      } catch {
+        this.#laggingTimer ??= setTimeout(() => void this.#writeLaggingNonces(), LAGGING_NONCE_DELAY_MS).unref();
+        return;
+      }
+    }
   }
 
   purgeExpired(now: number): Promise<void> {
@@ -329,8 +361,14 @@ export class SqliteStore implements Store {
     return row && ownedSourceFromRow(row);
   }
 
-  recordHeartbeats(beats: readonly Heartbeat[]): Promise<number> {
-    if (beats.length === 0) return Promise.resolve(0);
+  /** In writes of a few hundred beats each, so a fleet's batch never holds the event loop for long. */
+  async recordHeartbeats(beats: readonly Heartbeat[]): Promise<number> {
+    let written = 0;
+    for (let i = 0; i < beats.length; i += WRITE_CHUNK) written += await this.#recordHeartbeatChunk(beats.slice(i, i + WRITE_CHUNK));
+    return written;
+  }
+
+  #recordHeartbeatChunk(beats: readonly Heartbeat[]): Promise<number> {
     return this.#db.write(() => {
       let written = 0;
       for (const b of beats) {
