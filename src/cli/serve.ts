@@ -73,12 +73,16 @@ export const serveCommand: Command = {
     const settings = settingsFrom(values);
     const level = String(values['log-level']);
     if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(level)) throw new UsageError('--log-level: unknown level');
-    // Log lines are written asynchronously, not with one blocking write per request; what is
-    // still queued is flushed when smcd stops (and lost only to a kill -9).
-    const destination = pino.destination({ dest: 1, sync: false });
+    // Log lines are written asynchronously and gathered: one write per 4 KiB or per 250 ms,
+    // whichever comes first, not one per request (a write per line cost a fleet's heartbeats a
+    // quarter of their CPU). What is still queued is flushed when smcd stops; a kill -9 loses at
+    // most the last 250 ms of log lines, never data.
+    const destination = pino.destination({ dest: 1, sync: false, minLength: 4096 });
+    const flusher = setInterval(() => destination.flush(), 250).unref();
     try {
       return await serve(values, pino({ level, base: { service: 'smcd' } }, destination), settings);
     } finally {
+      clearInterval(flusher);
       destination.flushSync();
     }
   },
