@@ -95,6 +95,8 @@ export interface SmcdOptions {
   poolSize?: number;
   /** Extra node flags for the smcd process, e.g. --cpu-prof. */
   nodeFlags?: string[];
+  /** Extra `smcd serve` arguments, e.g. --heartbeat-rate 30. */
+  extraArgs?: string[];
 }
 
 export async function startSmcd(o: SmcdOptions): Promise<ChildServer> {
@@ -102,6 +104,7 @@ export async function startSmcd(o: SmcdOptions): Promise<ChildServer> {
   const args = [...(o.nodeFlags ?? []), SMCD_BIN, 'serve', '--host', '127.0.0.1', '--port', String(port), '--data-dir', o.dataDir];
   if (o.database) args.push('--database', o.database);
   if (o.poolSize) args.push('--db-pool-size', String(o.poolSize));
+  args.push(...(o.extraArgs ?? []));
   const env = cleanEnv({
     SMCD_LOG_LEVEL: o.logLevel,
     SMCD_MASTER_KEY: BENCH_MASTER_KEY,
