@@ -128,7 +128,7 @@ interface FleetRun {
  */
 async function runFleet(server: ChildServer, fleet: FleetSource[]): Promise<FleetRun> {
   const url = new URL(server.url);
-  const agent = opts['keep-alive'] ? new Agent({ keepAlive: true, maxSockets: 256 }) : undefined;
+  const agent = opts['keep-alive'] ? new Agent({ keepAlive: true, maxSockets: 64 }) : undefined;
   let next = 0;
   let measuring = false;
   const latencies: number[] = [];
@@ -138,7 +138,7 @@ async function runFleet(server: ChildServer, fleet: FleetSource[]): Promise<Flee
   let failed = 0;
   let inFlight = 0;
 
-  const beat = (source: FleetSource) => {
+  const beat = (source: FleetSource, index: number) => {
     const body = signedForm(source.key, 'POST', 'ReportSourceServerHeartbeat', { SourceId: source.id });
     const counted = measuring;
     const started = performance.now();
@@ -151,6 +151,9 @@ async function runFleet(server: ChildServer, fleet: FleetSource[]): Promise<Flee
         method: 'POST',
         path: '/',
         agent: agent ?? false,
+        // Each source from its own address, as a fleet is (127.0.0.0/8 is all loopback): the
+        // per-address connection cap and throttles see a fleet, not one client.
+        localAddress: agent ? undefined : `127.1.${(index >> 8) & 255}.${index & 255 || 1}`,
         headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) },
         timeout: 10_000,
       },
@@ -193,7 +196,10 @@ async function runFleet(server: ChildServer, fleet: FleetSource[]): Promise<Flee
         return;
       }
       const due = Math.floor(elapsed * rate);
-      while (next < due) beat(fleet[next++ % fleet.length]!);
+      while (next < due) {
+        const index = next++ % fleet.length;
+        beat(fleet[index]!, index);
+      }
     }, 5);
   });
   const cpuS = cpuSeconds(server.pid) - cpu0;

@@ -107,7 +107,7 @@ export class SqliteConnection {
   readonly path: string;
   readonly #db: Database.Database;
   readonly #statements = new Map<string, Database.Statement>();
-  readonly #tx: Record<'begin' | 'commit' | 'rollback' | 'savepoint' | 'release' | 'rollbackTo', Database.Statement>;
+  readonly #tx: Record<'begin' | 'commit' | 'rollback' | 'savepoint' | 'release' | 'rollbackTo' | 'unsynced' | 'synced', Database.Statement>;
   #batch?: OpenBatch;
   /** Set for the rest of a turn whose transaction SQLite rolled back mid-way: settled() fails. */
   #aborted?: { error: unknown };
@@ -137,6 +137,8 @@ export class SqliteConnection {
       savepoint: this.#db.prepare('SAVEPOINT write'),
       release: this.#db.prepare('RELEASE write'),
       rollbackTo: this.#db.prepare('ROLLBACK TO write'),
+      unsynced: this.#db.prepare('PRAGMA synchronous = NORMAL'),
+      synced: this.#db.prepare('PRAGMA synchronous = FULL'),
     };
   }
 
@@ -237,6 +239,35 @@ export class SqliteConnection {
       batch.committed.push(() => resolve(value));
       batch.failed.push(reject);
     });
+  }
+
+  /**
+   * A write that need not survive a power loss, only a crash of smcd: heartbeat times and
+   * heartbeat nonces, which API.md 5.1 lets lag. With no group commit open it runs at once in
+   * its own transaction committed without an fsync (synchronous=NORMAL: in WAL mode the commit
+   * is in the operating system's hands when COMMIT returns, so a kill -9 keeps it; the next
+   * durable commit's fsync covers it too). A fleet's heartbeats then cost the disk nothing and
+   * never hold the event loop in fsync. With a group commit open, it joins it.
+   */
+  writeUnsynced<T>(run: () => T): Promise<T> {
+    if (this.#batch) return this.write(run);
+    if (this.#closed) return Promise.reject(new Error('the store is closed'));
+    try {
+      this.#tx.unsynced.run();
+      try {
+        this.#tx.begin.run();
+        const value = run();
+        this.#tx.commit.run();
+        return Promise.resolve(value);
+      } catch (err) {
+        if (this.#db.inTransaction) this.#tx.rollback.run();
+        throw err;
+      } finally {
+        this.#tx.synced.run();
+      }
+    } catch (err) {
+      return Promise.reject(busyToUnavailable(err));
+    }
   }
 
   /** Resolves once every write made so far is committed (at once when none is pending); rejects when their transaction failed. */

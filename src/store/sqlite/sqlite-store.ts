@@ -85,6 +85,8 @@ const UPSERT_NONCE = `INSERT INTO nonces (key_id, nonce, expires_at) VALUES (?, 
 const LAGGING_NONCE_DELAY_MS = 1_000;
 /** Rows per write when many are written at once: each write holds the event loop for a few ms at most. */
 const WRITE_CHUNK = 500;
+/** Lets waiting requests run between two chunks of a long write. */
+const yieldToRequests = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export class SqliteStore implements Store {
   readonly description: string;
@@ -207,10 +209,11 @@ export class SqliteStore implements Store {
     for (let i = 0; i < pending.length; i += WRITE_CHUNK) {
       const chunk = pending.slice(i, i + WRITE_CHUNK);
       try {
-        await this.#db.write(() => {
+        await this.#db.writeUnsynced(() => {
           for (const [, n] of chunk) this.#db.run(UPSERT_NONCE, n.keyId, n.nonce, n.expiresAt, n.now);
         });
         for (const [k] of chunk) this.#laggingNonces.delete(k);
+        await yieldToRequests();
       } catch {
         this.#laggingTimer ??= setTimeout(() => void this.#writeLaggingNonces(), LAGGING_NONCE_DELAY_MS).unref();
         return;
@@ -364,12 +367,15 @@ export class SqliteStore implements Store {
   /** In writes of a few hundred beats each, so a fleet's batch never holds the event loop for long. */
   async recordHeartbeats(beats: readonly Heartbeat[]): Promise<number> {
     let written = 0;
-    for (let i = 0; i < beats.length; i += WRITE_CHUNK) written += await this.#recordHeartbeatChunk(beats.slice(i, i + WRITE_CHUNK));
+    for (let i = 0; i < beats.length; i += WRITE_CHUNK) {
+      written += await this.#recordHeartbeatChunk(beats.slice(i, i + WRITE_CHUNK));
+      await yieldToRequests();
+    }
     return written;
   }
 
   #recordHeartbeatChunk(beats: readonly Heartbeat[]): Promise<number> {
-    return this.#db.write(() => {
+    return this.#db.writeUnsynced(() => {
       let written = 0;
       for (const b of beats) {
         written += this.#db.run(
