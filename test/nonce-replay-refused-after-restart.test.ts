@@ -66,6 +66,28 @@ describe('nonces are persisted: a replay is refused after a restart', () => {
       const afterRestart = await send();
       assert.equal(afterRestart.status, 400);
       assert.equal(afterRestart.body.Code, 'SignatureNonceUsed');
+
+      // Written without an fsync, a heartbeat's nonce and time still survive a kill -9 once
+      // written (within a second for the nonce, HeartbeatRate/3 and at most 2 s for the time).
+      const second = encodeForm(v1Params(sourceKey, 'ReportSourceServerHeartbeat', { SourceId: imported.body.SourceId }, { method: 'POST' }));
+      const sendSecond = async () =>
+        fetch(`${server.url}/`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: second });
+      // Apart from the first beat by more than the times' one-second resolution.
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      const beforeKill = Date.now();
+      assert.equal((await sendSecond()).status, 200);
+      await new Promise((resolve) => setTimeout(resolve, 4_000));
+      await server.stop('SIGKILL');
+      server = await startServerProcess(['--data-dir', dir]);
+      const replayAfterKill = await sendSecond();
+      assert.equal(replayAfterKill.status, 400);
+      assert.equal((await replayAfterKill.json()).Code, 'SignatureNonceUsed');
+      const described = await call(server.url, root, 'DescribeSourceServers', { 'SourceId.1': imported.body.SourceId });
+      const last = Date.parse(described.body.SourceServers.SourceServer[0].LastHeartbeatTime);
+      assert.ok(
+        last > beforeKill - 1_000,
+        `LastHeartbeatTime ${described.body.SourceServers.SourceServer[0].LastHeartbeatTime} is the beat before the kill`,
+      );
     } finally {
       await server.stop();
     }
