@@ -64,7 +64,10 @@ describe('the shell agent with a code that requires approval, against a real ser
     assert.equal(await approvalOf(b.sourceId), undefined);
     const refused = await runAgent(sh, ['heartbeat'], { env: b.env });
     assert.equal(refused.code, 1);
-    assert.match(refused.stderr, new RegExp(`no longer accepts the key of source ${b.sourceId} \\(InvalidAccessKeyId\\.NotFound\\)`));
+    assert.match(
+      refused.stderr,
+      new RegExp(`no longer accepts the key of source ${b.sourceId} \\(InvalidAccessKeyId\\.NotFound\\): the source was deleted or rejected`),
+    );
     assert.equal(beatsOf(b.keyId), 0);
     const refusedLogged = s.logs.some((line) => {
       const entry = JSON.parse(line);
