@@ -351,6 +351,27 @@ for (const kind of STORE_KINDS) {
       await refused('ListTagResources', { ResourceType: 'accesstoken', NextToken: 'not-a-token' }, 400, 'InvalidParameter.NextToken');
     });
 
+    it('in XML, tags follow the RPC list convention on both lists and in ListTagResources', async () => {
+      const code = await newCode(tagParams([['xml', 'yes']]));
+      const src = await importWith(code, `m-xml-${kind}`);
+      const xml = async (action: string, params: Record<string, string>) => {
+        const r = await callV1(s.url, s.root, action, params, { format: 'XML' });
+        assert.equal(r.status, 200, r.text);
+        return r.text;
+      };
+      assert.match(
+        await xml('DescribeSourceServers', { 'SourceId.1': src.SourceId }),
+        /<SourceServer>[\s\S]*<Tags><Tag><Key>xml<\/Key><Value>yes<\/Value><\/Tag><\/Tags>[\s\S]*<\/SourceServer>/,
+      );
+      assert.match(await xml('ListAccessTokens', { 'AccessTokenId.1': code.id }), /<Tags><Tag><Key>xml<\/Key><Value>yes<\/Value><\/Tag><\/Tags>/);
+      assert.match(
+        await xml('ListTagResources', { ResourceType: 'accesstoken', ...idParams([code.id]) }),
+        new RegExp(
+          `^(<\\?xml[^>]*>)?<ListTagResourcesResponse>.*<TagResources><TagResource><ResourceId>${code.id}</ResourceId><ResourceType>ALIYUN::SMC::ACCESSTOKEN</ResourceType><TagKey>xml</TagKey><TagValue>yes</TagValue></TagResource></TagResources>`,
+        ),
+      );
+    });
+
     it('deleting a code or a source deletes its tags', async () => {
       const code = await newCode(tagParams([['gone', 'soon']]));
       const src = await importWith(code, `m-delete-${kind}`);
