@@ -265,6 +265,18 @@ for (const kind of STORE_KINDS) {
       assert.deepEqual(await sourceTags(first.SourceId), [{ Key: 'wave', Value: '1' }]);
     });
 
+    it('a ClientToken replay needs the same tags and RequireApproval, and tags the code only once', async () => {
+      const token = `ct-tags-${kind}`;
+      const params = { ClientToken: token, ...tagParams([['env', 'prod']]) };
+      const first = await ok('CreateAccessToken', params);
+      const replay = await ok('CreateAccessToken', params);
+      assert.equal(replay.AccessTokenId, first.AccessTokenId);
+      assert.equal(replay.AccessTokenCode, '');
+      assert.deepEqual(await tokenTags(first.AccessTokenId), [{ Key: 'env', Value: 'prod' }]);
+      await refused('CreateAccessToken', { ClientToken: token, ...tagParams([['env', 'dev']]) }, 409, 'IdempotentParameterMismatch');
+      await refused('CreateAccessToken', { ...params, RequireApproval: 'true' }, 409, 'IdempotentParameterMismatch');
+    });
+
     it('Tag.N filters on both lists: every tag must match; a key without Value matches any value', async () => {
       const p = `f${kind}`;
       const c1 = await newCode(

@@ -71,7 +71,6 @@ export const createAccessToken = defineAction({
     IpAddressRange: text({ max: 4096, rule: ipRangeRule, flag: 'ip-range', doc: 'smcd: addresses/CIDRs allowed to import, comma-separated.' }),
     ClientToken: text({ min: 1, max: 64, doc: 'smcd: idempotency key, honoured for 24 hours per access key.' }),
     Tag: tags({
-      flag: 'tag',
       doc: "smcd: Tag.N.Key / Tag.N.Value (N 1-20): the code's tags; a source's first import with the code copies them onto the source.",
     }),
     RequireApproval: oneOf(['true', 'false'], {
@@ -154,7 +153,7 @@ export const listAccessTokens = defineAction({
     Status: oneOf(['activated', 'unactivated', 'expired', 'disabled'], {
       doc: 'activated | unactivated | expired; smcd also takes disabled (the disabled codes among the unactivated).',
     }),
-    Tag: tags({ flag: 'tag', doc: 'smcd: Tag.N.Key / Tag.N.Value: only codes having every one of these tags (no Value: any value).' }),
+    Tag: tags({ doc: 'smcd: Tag.N.Key / Tag.N.Value: only codes having every one of these tags (no Value: any value).' }),
     PageNumber: pageNumber,
     PageSize: pageSize(20),
   },

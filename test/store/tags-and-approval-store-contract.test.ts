@@ -152,6 +152,21 @@ for (const kind of STORE_KINDS) {
       assert.equal((await tagsOf(store, 'accesstoken', t.id)).length, 12);
     });
 
+    it('tagging and deleting the same sources at once: every call settles, and no deleted source keeps a tag', async () => {
+      const t = token();
+      await store.createAccessToken(t);
+      const sources = await Promise.all(Array.from({ length: 10 }, () => importOf(store, t.id, unique('m'))));
+      for (const r of sources) await store.tagResources('sourceserver', [r.sourceId], many(5, 'old'));
+      const results = await Promise.all(
+        sources.flatMap((r) => [store.tagResources('sourceserver', [r.sourceId], many(5, 'old')), store.deleteSource(r.sourceId)]),
+      );
+      for (const [i, r] of sources.entries()) {
+        assert.ok(['done', 'not-found'].includes((results[2 * i] as { outcome: string }).outcome));
+        assert.equal(results[2 * i + 1], true);
+        assert.deepEqual(await tagsOf(store, 'sourceserver', r.sourceId), []);
+      }
+    });
+
     it('both lists filter on every tag given (key and value, or key alone) and carry each item its tags by key', async () => {
       const p = unique('f');
       const t1 = token();

@@ -496,9 +496,11 @@ export class PostgresStore implements Store {
   }
 
   async deleteSource(id: string): Promise<boolean> {
+    // The source row first, then its tags: the lock order of tagResources and importSource.
     return this.#db.op('tx', async (q) => {
+      const deleted = (await q('DELETE FROM sources WHERE id = $1', id)).rowCount ?? 0;
       await q("DELETE FROM tags WHERE resource_type = 'sourceserver' AND resource_id = $1", id);
-      return ((await q('DELETE FROM sources WHERE id = $1', id)).rowCount ?? 0) > 0;
+      return deleted > 0;
     });
   }
 
