@@ -1220,7 +1220,7 @@ key_refused() {
 		return 0
 	fi
 	_old=
-	fail "$endpoint no longer accepts the key of source $st_source_id ($api_code): the source was deleted (or its key replaced by an import elsewhere). Import this machine again with an activation code: $(one_liner "$endpoint")"
+	fail "$endpoint no longer accepts the key of source $st_source_id ($api_code): the source was deleted or rejected (or its key replaced by an import elsewhere). Import this machine again with an activation code: $(one_liner "$endpoint")"
 }
 
 cmd_heartbeat() {

@@ -143,6 +143,8 @@ const BADGES = {
   unactivated: 'off',
   expired: 'warn',
   Unavailable: 'bad',
+  Pending: 'warn',
+  Approved: 'ok',
 };
 
 const badge = (text, title) => h('span', { class: `badge ${BADGES[text] ?? 'off'}`, title }, text);
@@ -196,6 +198,102 @@ function renderPager(box, res, state, reload) {
       'Next ›',
     ),
   );
+}
+
+// ---- tags ----------------------------------------------------------------------
+
+/** `env=prod, team` → Tag.1.Key=env, Tag.1.Value=prod, Tag.2.Key=team (a key alone: any value, where it filters). */
+function tagParams(text) {
+  const params = {};
+  const items = String(text ?? '')
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
+  items.forEach((item, i) => {
+    const at = item.indexOf('=');
+    params[`Tag.${i + 1}.Key`] = (at < 0 ? item : item.slice(0, at)).trim();
+    if (at >= 0) params[`Tag.${i + 1}.Value`] = item.slice(at + 1).trim();
+  });
+  return params;
+}
+
+const tagText = (t) => (t.Value === '' ? t.Key : `${t.Key}=${t.Value}`);
+
+function tagsCell(tags) {
+  const list = tags?.Tag ?? [];
+  return h(
+    'td',
+    { class: 'tags' },
+    list.length
+      ? h(
+          'div',
+          { class: 'chips' },
+          list.map((t) => h('span', { class: 'chip mono', title: tagText(t) }, tagText(t))),
+        )
+      : h('span', { class: 'sub' }, '—'),
+  );
+}
+
+/** The resource whose tags the dialog edits: { type, id, list }. */
+let tagging = null;
+
+function openTags(type, id, label, tags, list) {
+  tagging = { type, id, list };
+  $('tags-title').textContent = `Tags of ${label}`;
+  $('tags-id').textContent = id;
+  $('tags-form').reset();
+  hideError($('tags-error'));
+  renderTagList((tags?.Tag ?? []).map((t) => ({ key: t.Key, value: t.Value })));
+  $('tags-dialog').showModal();
+  $('tags-key').focus();
+}
+
+function renderTagList(tags) {
+  $('tags-none').hidden = tags.length > 0;
+  $('tags-list').replaceChildren(
+    ...tags.map((t) =>
+      h(
+        'li',
+        {},
+        h('span', { class: 'chip mono' }, tagText({ Key: t.key, Value: t.value })),
+        h(
+          'button',
+          {
+            type: 'button',
+            class: 'button small danger-text',
+            'aria-label': `Remove tag ${t.key}`,
+            onclick: () => changeTags('UntagResources', { 'TagKey.1': t.key }),
+          },
+          'Remove',
+        ),
+      ),
+    ),
+  );
+}
+
+/** Tags or untags the resource in the dialog, then shows its tags as the server has them now. */
+async function changeTags(action, params) {
+  const { type, id, list } = tagging;
+  hideError($('tags-error'));
+  $('tags-add').disabled = true;
+  try {
+    await call(action, { ResourceType: type, 'ResourceId.1': id, ...params });
+    const res = await call('ListTagResources', { ResourceType: type, 'ResourceId.1': id });
+    renderTagList(res.TagResources.TagResource.map((r) => ({ key: r.TagKey, value: r.TagValue })));
+    $('tags-form').reset();
+    await list.load();
+  } catch (err) {
+    showError($('tags-error'), err);
+  } finally {
+    $('tags-add').disabled = false;
+  }
+}
+
+function submitTag(e) {
+  e.preventDefault();
+  const key = $('tags-key').value.trim();
+  if (!key) return;
+  return changeTags('TagResources', { 'Tag.1.Key': key, 'Tag.1.Value': $('tags-value').value.trim() });
 }
 
 // ---- paged lists -----------------------------------------------------------
@@ -301,8 +399,8 @@ const codes = pagedList({
   action: 'ListAccessTokens',
   listKey: 'AccessTokens',
   itemKey: 'AccessToken',
-  params: (f) => ({ Status: f.status || undefined, Name: f.name || undefined }),
-  state: { status: '', name: '', page: 1, pageSize: 20 },
+  params: (f) => ({ Status: f.status || undefined, Name: f.name || undefined, ...tagParams(f.tag) }),
+  state: { status: '', name: '', tag: '', page: 1, pageSize: 20 },
   table: $('codes-table'),
   empty: $('codes-empty'),
   pager: $('codes-pager'),
@@ -342,12 +440,19 @@ function codeRow(t) {
             ranges.map((r) => h('span', { class: 'chip mono' }, r)),
           )
         : h('span', { class: 'sub' }, 'Any address'),
+      t.RequireApproval === 'true' ? h('div', { class: 'sub' }, 'approval required') : null,
     ),
+    tagsCell(t.Tags),
     timeCell(t.CreationTime),
     h(
       'td',
       { class: 'actions' },
       h('button', { type: 'button', class: 'button small subtle', onclick: () => showSourcesOf(t.AccessTokenId) }, 'Sources'),
+      h(
+        'button',
+        { type: 'button', class: 'button small subtle', onclick: () => openTags('accesstoken', t.AccessTokenId, label, t.Tags, codes) },
+        'Tags',
+      ),
       h(
         'button',
         {
@@ -393,10 +498,17 @@ function codeRow(t) {
 }
 
 function showSourcesOf(tokenId) {
-  Object.assign(sources.state, { state: '', name: '', token: tokenId, page: 1 });
-  $('sources-state').value = '';
-  $('sources-name').value = '';
-  $('sources-token').value = tokenId;
+  showSources({ token: tokenId });
+}
+
+/** The sources tab with exactly these filters (the others cleared). */
+function showSources(filters) {
+  Object.assign(sources.state, { state: '', name: '', token: '', approval: '', tag: '', ...filters, page: 1 });
+  $('sources-state').value = sources.state.state;
+  $('sources-name').value = sources.state.name;
+  $('sources-token').value = sources.state.token;
+  $('sources-approval').value = sources.state.approval;
+  $('sources-tag').value = sources.state.tag;
   if (location.hash === '#sources') sources.load();
   else location.hash = '#sources';
 }
@@ -427,6 +539,8 @@ async function submitCreate(e) {
       Count: text('count'),
       TimeToLiveInDays: text('ttl'),
       IpAddressRange: text('ipRange') || undefined,
+      RequireApproval: form.get('requireApproval') ? 'true' : undefined,
+      ...tagParams(text('tags')),
     });
     // Everything the result shows is ready before any of it is: the dialog shows the result whole.
     const url = await publicUrl();
@@ -498,8 +612,14 @@ const sources = pagedList({
   action: 'DescribeSourceServers',
   listKey: 'SourceServers',
   itemKey: 'SourceServer',
-  params: (f) => ({ State: f.state || undefined, Name: f.name || undefined, AccessTokenId: f.token || undefined }),
-  state: { state: '', name: '', token: '', page: 1, pageSize: 10 },
+  params: (f) => ({
+    State: f.state || undefined,
+    Name: f.name || undefined,
+    AccessTokenId: f.token || undefined,
+    ApprovalStatus: f.approval || undefined,
+    ...tagParams(f.tag),
+  }),
+  state: { state: '', name: '', token: '', approval: '', tag: '', page: 1, pageSize: 10 },
   table: $('sources-table'),
   empty: $('sources-empty'),
   pager: $('sources-pager'),
@@ -525,6 +645,7 @@ function sourceRow(s) {
     { 'data-id': s.SourceId },
     nameCell(s.Name, s.SourceId, s.Description || (s.Hostname && s.Hostname !== s.Name ? `host ${s.Hostname}` : '')),
     h('td', {}, badge(s.State, s.ErrorCode || undefined), s.ErrorCode ? h('div', { class: 'sub' }, s.ErrorCode) : null),
+    h('td', {}, badge(s.ApprovalStatus, s.ApprovalStatus === 'Pending' ? 'Imported with a code that requires approval' : undefined)),
     h('td', {}, h('div', {}, s.Platform || '—'), s.KernelLevel ? h('div', { class: 'sub' }, `kernel ${s.KernelLevel}`) : null),
     h('td', { class: 'mono' }, s.Architecture || '—'),
     disksCell(s),
@@ -540,9 +661,56 @@ function sourceRow(s) {
           )
         : '—',
     ),
+    tagsCell(s.Tags),
     h(
       'td',
       { class: 'actions' },
+      s.ApprovalStatus === 'Pending'
+        ? [
+            h(
+              'button',
+              {
+                type: 'button',
+                class: 'button small primary',
+                onclick: async (e) => {
+                  e.currentTarget.disabled = true;
+                  try {
+                    await call('ApproveSourceServers', { 'SourceId.1': s.SourceId });
+                    toast(`Source server ${s.SourceId} approved.`);
+                    await sources.load();
+                  } catch (err) {
+                    showError($('sources-error'), err);
+                  }
+                },
+              },
+              'Approve',
+            ),
+            h(
+              'button',
+              {
+                type: 'button',
+                class: 'button small danger-text',
+                onclick: () =>
+                  confirmThen({
+                    title: 'Reject source server?',
+                    message: `“${label}” (${s.SourceId}) will be deleted and its key refused from now on. The import it used stays counted on its activation code.`,
+                    ok: 'Reject',
+                    action: async () => {
+                      await call('RejectSourceServers', { 'SourceId.1': s.SourceId });
+                      toast(`Source server ${s.SourceId} rejected.`);
+                      await sources.load();
+                    },
+                  }),
+              },
+              'Reject',
+            ),
+          ]
+        : null,
+      h(
+        'button',
+        { type: 'button', class: 'button small subtle', onclick: () => openTags('sourceserver', s.SourceId, label, s.Tags, sources) },
+        'Tags',
+      ),
       h('button', { type: 'button', class: 'button small', onclick: () => openModify(s) }, 'Edit'),
       h(
         'button',
@@ -646,7 +814,7 @@ async function signIn(e) {
 
 function signOut() {
   sessionStorage.clear();
-  for (const id of ['create-dialog', 'confirm-dialog', 'modify-dialog']) if ($(id).open) $(id).close();
+  for (const id of ['create-dialog', 'confirm-dialog', 'modify-dialog', 'tags-dialog']) if ($(id).open) $(id).close();
   // An answer still on its way must not fill the page of the next session.
   codes.clear();
   sources.clear();
@@ -700,6 +868,10 @@ function wire() {
   $('copy-command').addEventListener('click', (e) => copyFrom('created-command', e.currentTarget));
   $('copy-command-wget').addEventListener('click', (e) => copyFrom('created-command-wget', e.currentTarget));
   $('copy-command-node').addEventListener('click', (e) => copyFrom('created-command-node', e.currentTarget));
+
+  $('sources-pending').addEventListener('click', () => showSources({ approval: 'Pending' }));
+  $('tags-form').addEventListener('submit', submitTag);
+  $('tags-close').addEventListener('click', () => $('tags-dialog').close());
 
   $('modify-form').addEventListener('submit', submitModify);
   $('modify-cancel').addEventListener('click', () => $('modify-dialog').close());

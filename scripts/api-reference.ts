@@ -28,6 +28,8 @@ function typeOf(p: ParamDecl): string {
       return `JSON object, up to ${p.maxBytes} bytes`;
     case 'disks':
       return `list of disks, up to ${p.maxItems}`;
+    case 'tags':
+      return 'list of tags (Key, Value), up to 20';
   }
 }
 

@@ -34,6 +34,22 @@ function paramSchema(decl: ParamDecl): { schema?: Json; content?: Json } {
       };
     case 'json-object':
       return { content: { 'application/json': { schema: { type: 'object' } } } };
+    case 'tags':
+      return {
+        content: {
+          'application/json': {
+            schema: {
+              type: 'array',
+              maxItems: 20,
+              items: {
+                type: 'object',
+                required: ['Key'],
+                properties: { Key: { type: 'string', minLength: 1, maxLength: 64 }, Value: { type: 'string', maxLength: 64 } },
+              },
+            },
+          },
+        },
+      };
     case 'disks':
       return {
         content: {
@@ -52,6 +68,7 @@ function paramSchema(decl: ParamDecl): { schema?: Json; content?: Json } {
 function listForm(name: string, decl: ParamDecl): string {
   if (decl.kind === 'list') return ` Sent as ${name}.1, ${name}.2, ... or as a JSON array.`;
   if (decl.kind === 'disks') return ` Sent as ${name}.N.Index, ${name}.N.Path, ${name}.N.Size, or as a JSON array.`;
+  if (decl.kind === 'tags') return ` Sent as ${name}.N.Key and ${name}.N.Value (N from 1 to 20), or as a JSON array.`;
   return '';
 }
 

@@ -140,10 +140,10 @@ describe('smcd token and smcd source, run as processes against a real server', (
     // source list, by code, in a table and as JSON.
     const table = await ok(['source', 'list', '--token-id', id]);
     const [header, line, footer] = table.trimEnd().split('\n');
-    assert.match(header!, /^SOURCE ID +NAME +STATE +PLATFORM +ARCH +DISKS +LAST HEARTBEAT +ACCESS TOKEN ID$/);
+    assert.match(header!, /^SOURCE ID +NAME +STATE +APPROVAL +PLATFORM +ARCH +DISKS +LAST HEARTBEAT +ACCESS TOKEN ID +TAGS$/);
     assert.match(
       line!,
-      new RegExp(`^${sourceId} +cli-host-1 +Available +Debian GNU/Linux 12 +arm64 +40G \\+ 2T +\\d{4}-\\d\\d-\\d\\dT[\\d:]+Z +${id}$`),
+      new RegExp(`^${sourceId} +cli-host-1 +Available +Approved +Debian GNU/Linux 12 +arm64 +40G \\+ 2T +\\d{4}-\\d\\d-\\d\\dT[\\d:]+Z +${id} +-$`),
     );
     assert.equal(footer, 'Page 1 of 1, 1 source server in all.');
     const listedJson = await json(['source', 'list', '--token-id', id]);
@@ -308,8 +308,8 @@ describe('smcd token and smcd source, run as processes against a real server', (
 
     const table = await ok(['token', 'list', '--id', ids[0]!, '--id', ids[1]!]);
     const lines = table.trimEnd().split('\n');
-    assert.match(lines[0]!, /^ACCESS TOKEN ID +NAME +STATUS +USED +REMAINING +CREATED +EXPIRES +ADDRESS RANGE$/);
-    assert.match(table, new RegExp(`^${ids[0]!} +list-a +activated +0/5 +5 +\\S+Z +\\S+Z +any$`, 'm'));
+    assert.match(lines[0]!, /^ACCESS TOKEN ID +NAME +STATUS +USED +REMAINING +CREATED +EXPIRES +ADDRESS RANGE +APPROVAL +TAGS$/);
+    assert.match(table, new RegExp(`^${ids[0]!} +list-a +activated +0/5 +5 +\\S+Z +\\S+Z +any +- +-$`, 'm'));
     // The API says "unactivated" for a disabled code, as SMC does; the table says what it is.
     assert.match(table, new RegExp(`^${ids[1]!} +list-b +disabled +0/5 +5 `, 'm'));
     const disabled = await json(['token', 'list', '--status', 'disabled']);
@@ -398,7 +398,7 @@ describe('smcd token and smcd source, run as processes against a real server', (
       [['token', 'list', '--output', 'yaml'], /--output must be table or json/],
       [['token', 'list', '--bogus'], /unknown flag --bogus/],
       [['token', 'list', '--access-key-id', UNKNOWN_KEY.id], /--access-key-id and --access-key-secret go together/],
-      [['source'], /expected list, show, modify or delete/],
+      [['source'], /expected list, show, modify, delete, approve or reject/],
       [['source', 'show'], /source show needs <source-id>/],
       [['source', 'modify', 's-1'], /source modify needs --name or --description/],
       [['source', 'list', '--state', 'Online'], /--state must be one of Available, Unavailable/],
@@ -506,6 +506,6 @@ describe('smcd token and smcd source, run as processes against a real server', (
     assert.equal(page.SourceServers.SourceServer[0].SourceId, ids[0]!); // newest first: the oldest is last
     const table = await ok(['source', 'list', '--token-id', code.AccessTokenId, '--page-size', '2']);
     assert.match(table, /Page 1 of 2, 3 source servers in all\.\n$/);
-    assert.match(table, new RegExp(`^${ids[2]!} +list-host-3 +Available +- +- +- +`, 'm'));
+    assert.match(table, new RegExp(`^${ids[2]!} +list-host-3 +Available +Approved +- +- +- +`, 'm'));
   });
 });

@@ -437,6 +437,135 @@ describe('the web console in headless Chromium', { skip }, () => {
     await row(id).filter({ hasText: 'renamed-elsewhere' }).waitFor();
   });
 
+  it('edits the tags of a code and of a source in the tags dialog, and filters both lists by tag', async () => {
+    await page.click('a[data-tab="codes"]');
+    await page.click('#codes-filters button[type="reset"]');
+    const [frankfurt] = (await api('ListAccessTokens', { Name: 'frankfurt-wave-1' })).AccessTokens.AccessToken;
+    const codeId = frankfurt.AccessTokenId as string;
+    const tagsOf = async (type: string, id: string) =>
+      (await api('ListTagResources', { ResourceType: type, 'ResourceId.1': id })).TagResources.TagResource.map(
+        (r: { TagKey: string; TagValue: string }) => `${r.TagKey}=${r.TagValue}`,
+      );
+    // The oldest code: on the last page, so found by its name.
+    await page.fill('#codes-name', 'frankfurt-wave-1');
+    await page.click('#codes-filters button[type="submit"]');
+
+    await row(codeId).getByRole('button', { name: 'Tags', exact: true }).click();
+    const dialog = page.locator('#tags-dialog');
+    await dialog.waitFor();
+    assert.equal(await page.locator('#tags-none').isVisible(), true);
+    for (const [key, value] of [
+      ['env', 'prod'],
+      ['team', 'web'],
+    ]) {
+      await page.fill('#tags-key', key!);
+      await page.fill('#tags-value', value!);
+      await dialog.getByRole('button', { name: 'Add tag', exact: true }).click();
+      await page
+        .locator('#tags-list li')
+        .filter({ hasText: `${key}=${value}` })
+        .waitFor();
+    }
+    assert.deepEqual(await tagsOf('accesstoken', codeId), ['env=prod', 'team=web']);
+    // A refused key is shown in the dialog, with the SMC error.
+    await page.fill('#tags-key', 'acs:reserved');
+    await dialog.getByRole('button', { name: 'Add tag', exact: true }).click();
+    await page.locator('#tags-error').filter({ hasText: 'InvalidParameter.TagKey' }).waitFor();
+    await dialog.getByRole('button', { name: 'Remove tag team', exact: true }).click();
+    await page.locator('#tags-list li').filter({ hasText: 'team=web' }).waitFor({ state: 'detached' });
+    assert.deepEqual(await tagsOf('accesstoken', codeId), ['env=prod']);
+    await page.click('#tags-close');
+    await row(codeId).locator('td.tags').filter({ hasText: 'env=prod' }).waitFor();
+
+    // Every code, then only the tagged one (the pager tells the two answers apart).
+    const codeCount = (await api('ListAccessTokens')).TotalCount as number;
+    await page.click('#codes-filters button[type="reset"]');
+    await page
+      .locator('#codes-pager .pager-info')
+      .filter({ hasText: new RegExp(`of ${codeCount}$`) })
+      .waitFor();
+    await page.fill('#codes-tag', 'env=prod');
+    await page.click('#codes-filters button[type="submit"]');
+    await page.locator('#codes-pager').filter({ hasText: '1–1 of 1' }).waitFor();
+    assert.equal(await page.locator('#codes-table tbody tr').count(), 1);
+    assert.equal(await row(codeId).isVisible(), true);
+
+    const ofCode = (await api('DescribeSourceServers', { AccessTokenId: codeId })).SourceServers.SourceServer as Array<{ SourceId: string }>;
+    const sourceId = ofCode[0]!.SourceId;
+    await row(codeId).getByRole('button', { name: 'Sources', exact: true }).click();
+    await page
+      .locator('#sources-pager')
+      .filter({ hasText: `1–${ofCode.length} of ${ofCode.length}` })
+      .waitFor();
+    await row(sourceId).getByRole('button', { name: 'Tags', exact: true }).click();
+    await page.fill('#tags-key', 'rack');
+    await page.fill('#tags-value', 'r7');
+    await dialog.getByRole('button', { name: 'Add tag', exact: true }).click();
+    await page.locator('#tags-list li').filter({ hasText: 'rack=r7' }).waitFor();
+    await page.click('#tags-close');
+    assert.deepEqual(await tagsOf('sourceserver', sourceId), ['rack=r7']);
+    await page.fill('#sources-token', '');
+    await page.fill('#sources-tag', 'rack');
+    await page.click('#sources-filters button[type="submit"]');
+    await page.locator('#sources-pager').filter({ hasText: '1–1 of 1' }).waitFor();
+    assert.match(await row(sourceId).locator('td.tags').innerText(), /rack=r7/);
+    await shot('10-sources-tagged');
+    await page.click('#sources-filters button[type="reset"]');
+    await page.click('a[data-tab="codes"]');
+    await page.click('#codes-filters button[type="reset"]');
+  });
+
+  it('creates a code that requires approval, then approves one Pending source and rejects another after confirmation', async () => {
+    await page.click('a[data-tab="codes"]');
+    await page.click('#create-open');
+    await page.fill('#create-name', 'approval-wave');
+    await page.fill('#create-tags', 'wave=3, team=db');
+    await page.check('#create-require-approval');
+    await page.click('#create-submit');
+    await page.locator('#create-result').waitFor();
+    const code = { id: (await page.textContent('#created-id'))!, secret: (await page.textContent('#created-code'))! };
+    await page.click('#create-done');
+    const [listed] = (await api('ListAccessTokens', { 'AccessTokenId.1': code.id })).AccessTokens.AccessToken;
+    assert.equal(listed.RequireApproval, 'true');
+    assert.deepEqual(listed.Tags.Tag, [
+      { Key: 'team', Value: 'db' },
+      { Key: 'wave', Value: '3' },
+    ]);
+    await row(code.id).filter({ hasText: 'approval required' }).waitFor();
+
+    const imported: string[] = [];
+    for (const machine of ['pending-a', 'pending-b']) {
+      imported.push((await api('ImportSourceServer', { MachineId: `console-${machine}`, Hostname: machine }, code)).SourceId);
+    }
+    const [first, second] = imported as [string, string];
+
+    await page.click('a[data-tab="sources"]');
+    await page.getByRole('button', { name: 'Pending approval', exact: true }).click();
+    assert.equal(await page.inputValue('#sources-approval'), 'Pending');
+    await page.locator('#sources-pager').filter({ hasText: '1–2 of 2' }).waitFor();
+    assert.match(await row(first).innerText(), /Pending[\s\S]*team=db[\s\S]*wave=3/);
+    await shot('11-sources-pending-approval');
+
+    await row(first).getByRole('button', { name: 'Approve', exact: true }).click();
+    await row(first).waitFor({ state: 'detached' });
+    assert.equal((await api('DescribeSourceServers', { 'SourceId.1': first })).SourceServers.SourceServer[0].ApprovalStatus, 'Approved');
+
+    // Cancel keeps it; confirming rejects (deletes) it.
+    await row(second).getByRole('button', { name: 'Reject', exact: true }).click();
+    await page.click('#confirm-cancel');
+    assert.equal((await api('DescribeSourceServers', { 'SourceId.1': second })).SourceServers.SourceServer[0].ApprovalStatus, 'Pending');
+    await row(second).getByRole('button', { name: 'Reject', exact: true }).click();
+    assert.equal(await page.textContent('#confirm-ok'), 'Reject');
+    await page.click('#confirm-ok');
+    await page.locator('#sources-empty').waitFor();
+    assert.equal((await api('DescribeSourceServers', { 'SourceId.1': second })).TotalCount, 0);
+
+    // Leave the lists as the later tests expect them.
+    await api('DeleteSourceServer', { SourceId: first });
+    await api('DeleteAccessToken', { AccessTokenId: code.id });
+    await page.click('#sources-filters button[type="reset"]');
+  });
+
   it('deletes a code after confirmation', async () => {
     await page.click('a[data-tab="codes"]');
     await page.click('#codes-filters button[type="reset"]');

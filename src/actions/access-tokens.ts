@@ -5,9 +5,10 @@ import { normaliseIpRange } from '../domain/ip-range.ts';
 import type { TextRule } from '../domain/text-rules.ts';
 import { DAY_MS, formatTime } from '../domain/time.ts';
 import { errors } from '../rpc/errors.ts';
-import { integer, list, oneOf, text } from '../rpc/params.ts';
+import { integer, list, oneOf, tags, text } from '../rpc/params.ts';
 import { obj, str, wrapped } from '../rpc/shapes.ts';
-import { descriptionParam, nameParam, pageFields, pageNumber, pageOf, pageSize } from './common.ts';
+import type { Tagged } from '../store/store.ts';
+import { descriptionParam, nameParam, pageFields, pageNumber, pageOf, pageSize, tagsField, tagsView } from './common.ts';
 import { defineAction } from './define.ts';
 
 const CLIENT_TOKEN_TTL_MS = DAY_MS;
@@ -35,9 +36,11 @@ const tokenItem = obj({
   Status: str('activated | unactivated | expired.'),
   IpAddressRange: str('smcd: addresses/CIDRs allowed to import; empty for any.'),
   Disabled: str('smcd: "true" once DisableAccessToken was called (Status then says unactivated, as in SMC), else "false".'),
+  RequireApproval: str('smcd: "true" when sources it imports wait for ApproveSourceServers, else "false".'),
+  ...tagsField,
 });
 
-function tokenView(t: AccessTokenRecord, now: number) {
+function tokenView(t: Tagged<AccessTokenRecord>, now: number) {
   return {
     AccessTokenId: t.id,
     Name: t.name,
@@ -50,6 +53,8 @@ function tokenView(t: AccessTokenRecord, now: number) {
     Status: tokenStatus(t, now),
     IpAddressRange: t.ipAddressRange,
     Disabled: String(t.disabled),
+    RequireApproval: String(t.requireApproval),
+    Tags: tagsView(t.tags),
   };
 }
 
@@ -65,6 +70,12 @@ export const createAccessToken = defineAction({
     TimeToLiveInDays: integer({ min: 1, max: 90, default: 30, flag: 'ttl-days', doc: 'Lifetime in days, 1-90 (default 30).' }),
     IpAddressRange: text({ max: 4096, rule: ipRangeRule, flag: 'ip-range', doc: 'smcd: addresses/CIDRs allowed to import, comma-separated.' }),
     ClientToken: text({ min: 1, max: 64, doc: 'smcd: idempotency key, honoured for 24 hours per access key.' }),
+    Tag: tags({
+      doc: "smcd: Tag.N.Key / Tag.N.Value (N 1-20): the code's tags; a source's first import with the code copies them onto the source.",
+    }),
+    RequireApproval: oneOf(['true', 'false'], {
+      doc: 'smcd: true: sources first imported with this code are Pending until ApproveSourceServers (default false).',
+    }),
   },
   response: obj({
     AccessTokenId: str('The code id, at- and 20 of [a-z0-9].'),
@@ -89,18 +100,30 @@ export const createAccessToken = defineAction({
       disabled: false,
       ipAddressRange: ipRange,
       createdBy: ctx.caller.keyId,
+      requireApproval: p.RequireApproval === 'true',
     };
+    const codeTags = (p.Tag ?? []).map((t) => ({ key: t.key, value: t.value ?? '' }));
     const idempotency = p.ClientToken
       ? {
           ownerKeyId: ctx.caller.keyId,
           clientToken: p.ClientToken,
           fingerprint: createHash('sha256')
-            .update(JSON.stringify([token.name, token.description, token.count, token.timeToLiveInDays, ipRange]))
+            .update(
+              JSON.stringify([
+                token.name,
+                token.description,
+                token.count,
+                token.timeToLiveInDays,
+                ipRange,
+                // Added later: left out when unused, so ClientTokens given before keep their fingerprint.
+                ...(codeTags.length || token.requireApproval ? [codeTags, token.requireApproval] : []),
+              ]),
+            )
             .digest('base64url'),
           expiresAt: ctx.now + CLIENT_TOKEN_TTL_MS,
         }
       : undefined;
-    const result = await store.createAccessToken(token, idempotency);
+    const result = await store.createAccessToken(token, idempotency, codeTags);
     if (result.outcome === 'mismatch') throw errors.idempotentMismatch();
     if (result.outcome === 'replayed') return { AccessTokenId: result.tokenId, AccessTokenCode: '' };
     metrics.tokensCreated.inc();
@@ -130,6 +153,7 @@ export const listAccessTokens = defineAction({
     Status: oneOf(['activated', 'unactivated', 'expired', 'disabled'], {
       doc: 'activated | unactivated | expired; smcd also takes disabled (the disabled codes among the unactivated).',
     }),
+    Tag: tags({ doc: 'smcd: Tag.N.Key / Tag.N.Value: only codes having every one of these tags (no Value: any value).' }),
     PageNumber: pageNumber,
     PageSize: pageSize(20),
   },
@@ -139,6 +163,7 @@ export const listAccessTokens = defineAction({
       ids: p.AccessTokenId,
       name: p.Name || undefined,
       status: p.Status,
+      tags: p.Tag,
       now: ctx.now,
       ...pageOf(p),
     });

@@ -2,12 +2,15 @@ import type { RpcAction } from '../rpc/action.ts';
 import { createAccessToken, deleteAccessToken, disableAccessToken, listAccessTokens } from './access-tokens.ts';
 import type { Services } from './define.ts';
 import {
+  approveSourceServers,
   deleteSourceServer,
   describeSourceServers,
   importSourceServer,
   modifySourceServerAttribute,
+  rejectSourceServers,
   reportSourceServerHeartbeat,
 } from './source-servers.ts';
+import { listTagResources, tagResources, untagResources } from './tags.ts';
 
 /** The action table: every operation the API serves, declared once. */
 export const ACTIONS = [
@@ -20,6 +23,11 @@ export const ACTIONS = [
   describeSourceServers,
   modifySourceServerAttribute,
   deleteSourceServer,
+  approveSourceServers,
+  rejectSourceServers,
+  tagResources,
+  untagResources,
+  listTagResources,
 ] as const;
 
 export type ActionTable = typeof ACTIONS;

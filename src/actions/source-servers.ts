@@ -4,9 +4,10 @@ import { type ImportRefusal, importRefusal } from '../domain/access-token.ts';
 import { onlineSince, type SourceRecord, sourceState } from '../domain/source-server.ts';
 import { formatTime } from '../domain/time.ts';
 import { type ApiError, errors } from '../rpc/errors.ts';
-import { disks, integer, jsonObject, list, oneOf, text } from '../rpc/params.ts';
+import { disks, integer, jsonObject, list, oneOf, tags, text } from '../rpc/params.ts';
 import { int, obj, str, wrapped } from '../rpc/shapes.ts';
-import { descriptionParam, nameParam, pageFields, pageNumber, pageOf, pageSize } from './common.ts';
+import type { Tagged } from '../store/store.ts';
+import { batchRefusal, descriptionParam, nameParam, pageFields, pageNumber, pageOf, pageSize, tagsField, tagsView } from './common.ts';
 import { defineAction } from './define.ts';
 
 const sourceIdParam = text({ required: true, max: 64, doc: 'The source server id.' });
@@ -172,9 +173,11 @@ const sourceItem = obj({
   LastImportTime: str('smcd: audit.'),
   FirstClientIp: str('smcd: audit.'),
   LastClientIp: str('smcd: audit.'),
+  ApprovalStatus: str('smcd: Pending (imported with a RequireApproval code, not yet approved) | Approved.'),
+  ...tagsField,
 });
 
-function sourceView(s: SourceRecord, now: number, rate: number) {
+function sourceView(s: Tagged<SourceRecord>, now: number, rate: number) {
   const { state, errorCode } = sourceState(s.lastHeartbeatAt, now, rate);
   return {
     SourceId: s.id,
@@ -200,6 +203,8 @@ function sourceView(s: SourceRecord, now: number, rate: number) {
     LastImportTime: formatTime(s.lastImportAt),
     FirstClientIp: s.firstClientIp,
     LastClientIp: s.lastClientIp,
+    ApprovalStatus: s.approvalStatus,
+    Tags: tagsView(s.tags),
   };
 }
 
@@ -213,6 +218,8 @@ export const describeSourceServers = defineAction({
     Name: text({ max: 128, doc: 'Exact name.' }),
     State: oneOf(['Available', 'Unavailable'], { doc: 'Available | Unavailable.' }),
     AccessTokenId: text({ max: 64, flag: 'token-id', doc: 'smcd: sources imported with this code.' }),
+    ApprovalStatus: oneOf(['Pending', 'Approved'], { doc: 'smcd: Pending | Approved.' }),
+    Tag: tags({ doc: 'Tag.N.Key / Tag.N.Value: only sources having every one of these tags (no Value: any value).' }),
     PageNumber: pageNumber,
     PageSize: pageSize(10),
   },
@@ -224,6 +231,8 @@ export const describeSourceServers = defineAction({
       name: p.Name || undefined,
       accessTokenId: p.AccessTokenId || undefined,
       state: p.State,
+      approvalStatus: p.ApprovalStatus,
+      tags: p.Tag,
       onlineSince: onlineSince(ctx.now, rate),
       ...pageOf(p),
     });
@@ -263,6 +272,44 @@ export const deleteSourceServer = defineAction({
   async handler(ctx, p) {
     if (!(await ctx.services.store.deleteSource(p.SourceId))) throw errors.sourceNotFound();
     ctx.services.log.info({ audit: 'DeleteSourceServer', requestId: ctx.requestId, keyId: ctx.caller.keyId, sourceId: p.SourceId }, 'source deleted');
+    return {};
+  },
+});
+
+const sourceIdsParam = list({ required: true, maxItems: 50, itemMax: 64, flag: 'id', doc: 'SourceId.N (1-50): the sources.' });
+
+export const approveSourceServers = defineAction({
+  name: 'ApproveSourceServers',
+  origin: 'smcd',
+  summary: 'Approves sources imported with a RequireApproval code: Pending becomes Approved. All or none: an unknown id changes nothing.',
+  signedBy: 'access-key',
+  params: { SourceId: sourceIdsParam },
+  response: obj({}),
+  async handler(ctx, p) {
+    const refused = batchRefusal(await ctx.services.store.approveSources(p.SourceId), errors.sourceNotFound);
+    if (refused) throw refused;
+    ctx.services.log.info(
+      { audit: 'ApproveSourceServers', requestId: ctx.requestId, keyId: ctx.caller.keyId, sourceIds: p.SourceId },
+      'sources approved',
+    );
+    return {};
+  },
+});
+
+export const rejectSourceServers = defineAction({
+  name: 'RejectSourceServers',
+  origin: 'smcd',
+  summary: 'Rejects sources: deletes them and their tags; their source keys are refused from then on. All or none: an unknown id changes nothing.',
+  signedBy: 'access-key',
+  params: { SourceId: sourceIdsParam },
+  response: obj({}),
+  async handler(ctx, p) {
+    const refused = batchRefusal(await ctx.services.store.rejectSources(p.SourceId), errors.sourceNotFound);
+    if (refused) throw refused;
+    ctx.services.log.info(
+      { audit: 'RejectSourceServers', requestId: ctx.requestId, keyId: ctx.caller.keyId, sourceIds: p.SourceId },
+      'sources rejected',
+    );
     return {};
   },
 });

@@ -2,15 +2,38 @@ import { type ActionName, actionNamed } from '../actions/index.ts';
 import type { ResponseOf } from '../client/rpc-client.ts';
 import { ApiError } from '../rpc/errors.ts';
 import { type ParamDecl, type ParamDecls, validateParams } from '../rpc/params.ts';
-import { apiContext, apiOptions, expectPositionals, onlyFlags, reportingApiErrors, type Values } from './api-options.ts';
+import { apiContext, apiOptions, expectPositionals, expectSomePositionals, onlyFlags, reportingApiErrors, type Values } from './api-options.ts';
 import { type Command, type OptionSpec, UsageError } from './command.ts';
 
 /** `TimeToLiveInDays` → `time-to-live-in-days`: a parameter's flag unless it declares another. */
 const kebab = (name: string) => name.replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLowerCase();
 export const flagOf = (name: string, decl: ParamDecl) => decl.flag ?? kebab(name);
 
+/** A `true|false` parameter is a switch on the command line: `--require-approval` sends true. */
+const isSwitch = (decl: ParamDecl) =>
+  decl.kind === 'enum' && decl.values.length === 2 && decl.values.includes('true') && decl.values.includes('false');
+/** Flags given once per value: lists and tags (`--tag env=prod --tag team=db`). */
+const isRepeated = (decl: ParamDecl) => decl.kind === 'list' || decl.kind === 'tags';
+
 const placeholder = (decl: ParamDecl) =>
-  decl.kind === 'integer' ? 'N' : decl.kind === 'enum' ? decl.values.join('|') : decl.kind === 'list' ? 'ID' : 'TEXT';
+  decl.kind === 'integer'
+    ? 'N'
+    : decl.kind === 'enum'
+      ? decl.values.join('|')
+      : decl.kind === 'list'
+        ? 'ID'
+        : decl.kind === 'tags'
+          ? 'KEY=VALUE'
+          : 'TEXT';
+
+/** `--tag env=prod` → Tag.N.Key=env, Tag.N.Value=prod; `--tag env` gives the key alone (any value, where it filters). */
+function setTags(raw: Map<string, string>, name: string, given: string[]): void {
+  for (const [i, item] of given.entries()) {
+    const at = item.indexOf('=');
+    raw.set(`${name}.${i + 1}.Key`, at < 0 ? item : item.slice(0, at));
+    if (at >= 0) raw.set(`${name}.${i + 1}.Value`, item.slice(at + 1));
+  }
+}
 
 export interface ApiCall<N extends ActionName> {
   client: ReturnType<typeof apiContext>['client'];
@@ -19,6 +42,8 @@ export interface ApiCall<N extends ActionName> {
   values: Values;
   /** The positional argument, when the subcommand takes one. */
   positional: string | undefined;
+  /** Every positional argument (several for a list parameter). */
+  positionals: string[];
   /** The call with the parameters the flags and the positional argument gave. */
   call(): Promise<ResponseOf<N>>;
 }
@@ -33,6 +58,8 @@ export interface Subcommand<N extends ActionName = ActionName> {
   summary: string;
   /** The parameter the positional argument fills (`token disable <access-token-id>`). */
   positional?: string;
+  /** The positional parameter is a list and takes one or more arguments (`source approve <source-id>...`). */
+  variadic?: boolean;
   /** The declared parameters offered as flags; default: every one but the positional. */
   flags?: readonly string[];
   /** Flag names that must come with at least one value (`source modify` needs --name or --description). */
@@ -58,17 +85,23 @@ function offered(sub: Subcommand): Array<[string, ParamDecl]> {
  * declarations here (a usage error names the flag, before any request); text rules are the
  * server's to apply, so its SMC error comes back as it would to any client.
  */
-function paramsFromFlags(sub: Subcommand, values: Values, positional: string | undefined): Map<string, string> {
+const positionalIsList = (sub: Subcommand) => sub.positional !== undefined && sub.variadic === true;
+
+function paramsFromFlags(sub: Subcommand, values: Values, positional: string[]): Map<string, string> {
   const raw = new Map<string, string>();
   const decls: Record<string, ParamDecl> = {};
   for (const [name, decl] of offered(sub)) {
     if (decl.kind === 'integer' || decl.kind === 'enum') decls[name] = decl;
     const v = values[flagOf(name, decl)];
     if (v === undefined || v === false) continue;
-    if (Array.isArray(v)) for (const [i, item] of v.entries()) raw.set(`${name}.${i + 1}`, item);
+    if (decl.kind === 'tags' && Array.isArray(v)) setTags(raw, name, v);
+    else if (Array.isArray(v)) for (const [i, item] of v.entries()) raw.set(`${name}.${i + 1}`, item);
     else raw.set(name, String(v));
   }
-  if (sub.positional !== undefined && positional !== undefined) raw.set(sub.positional, positional);
+  if (sub.positional !== undefined && positional.length > 0) {
+    if (positionalIsList(sub)) for (const [i, item] of positional.entries()) raw.set(`${sub.positional}.${i + 1}`, item);
+    else raw.set(sub.positional, positional[0] ?? '');
+  }
   try {
     validateParams(decls, raw);
   } catch (err) {
@@ -82,8 +115,11 @@ function paramsFromFlags(sub: Subcommand, values: Values, positional: string | u
 }
 
 function usageLine(sub: Subcommand): string {
-  const flags = offered(sub).map(([name, decl]) => `[--${flagOf(name, decl)} ${placeholder(decl)}]${decl.kind === 'list' ? '...' : ''}`);
-  return [sub.name, sub.positional ? `<${kebab(sub.positional)}>` : '', ...flags].filter(Boolean).join(' ');
+  const flags = offered(sub).map(([name, decl]) =>
+    isSwitch(decl) ? `[--${flagOf(name, decl)}]` : `[--${flagOf(name, decl)} ${placeholder(decl)}]${isRepeated(decl) ? '...' : ''}`,
+  );
+  const arg = sub.positional ? `<${kebab(sub.positional)}>${positionalIsList(sub) ? '...' : ''}` : '';
+  return [sub.name, arg, ...flags].filter(Boolean).join(' ');
 }
 
 /** A command whose subcommands each call one action through the public API, signed like any client. */
@@ -93,7 +129,11 @@ export function apiCommand(spec: { name: string; summary: string; example: strin
   for (const sub of spec.subcommands) {
     for (const [name, decl] of offered(sub)) {
       const flag = flagOf(name, decl);
-      options[flag] = decl.kind === 'list' ? { type: 'string', multiple: true, description: '' } : { type: 'string', description: '' };
+      options[flag] = isSwitch(decl)
+        ? { type: 'boolean', description: '' }
+        : isRepeated(decl)
+          ? { type: 'string', multiple: true, description: '' }
+          : { type: 'string', description: '' };
       docs.set(flag, [...(docs.get(flag) ?? []), `${sub.name}: ${decl.doc}`]);
     }
   }
@@ -122,7 +162,9 @@ export function apiCommand(spec: { name: string; summary: string; example: strin
         offered(sub).map(([n, d]) => flagOf(n, d)),
         allFlags,
       );
-      const [positional] = expectPositionals(positionals, sub.positional ? [kebab(sub.positional)] : [], `${spec.name} ${sub.name}`);
+      const positional = positionalIsList(sub)
+        ? expectSomePositionals(positionals, kebab(sub.positional ?? ''), `${spec.name} ${sub.name}`)
+        : expectPositionals(positionals, sub.positional ? [kebab(sub.positional)] : [], `${spec.name} ${sub.name}`);
       if (sub.needsOneOf?.every((f) => values[f] === undefined))
         throw new UsageError(`${spec.name} ${sub.name} needs ${sub.needsOneOf.map((f) => `--${f}`).join(' or ')}`);
       const raw = paramsFromFlags(sub, values, positional);
@@ -134,7 +176,8 @@ export function apiCommand(spec: { name: string; summary: string; example: strin
           output,
           endpoint,
           values,
-          positional,
+          positional: positional[0],
+          positionals: positional,
           call: () => client.send(sub.action, wire) as Promise<ResponseOf<typeof sub.action>>,
         }),
       );

@@ -93,6 +93,13 @@ export function expectPositionals(positionals: string[], names: string[], sub: s
   return args;
 }
 
+/** One or more positional arguments after the subcommand (`source approve <id>...`). */
+export function expectSomePositionals(positionals: string[], name: string, sub: string): string[] {
+  const args = positionals.slice(1);
+  if (args.length === 0) throw new UsageError(`${sub} needs <${name}>...`);
+  return args;
+}
+
 /**
  * Runs one API interaction: an SMC error or an unreachable server becomes a
  * line on stderr and exit code 1.

@@ -13,8 +13,13 @@ export const COMMANDS = [
   },
   {
     name: 'source',
-    summary: 'Migration source servers through the API: list, show, modify, delete.',
+    summary: 'Migration source servers through the API: list, show, modify, delete, approve, reject.',
     load: async () => (await import('./source.ts')).sourceCommand,
+  },
+  {
+    name: 'tag',
+    summary: 'Tags on source servers and activation codes through the API: add, remove, list.',
+    load: async () => (await import('./tag.ts')).tagCommand,
   },
   {
     name: 'agent',

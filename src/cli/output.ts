@@ -85,3 +85,9 @@ export function renderPage<T>(output: 'table' | 'json', res: PageResponse, items
   if (items.length === 0) return res.TotalCount > 0 ? footer : `No ${noun}s.\n`;
   return renderTable(columns, items) + footer;
 }
+
+/** `env=prod team=db` for a table cell; '-' when untagged. */
+export function tagsSummary(tags: { Tag: Array<{ Key: string; Value: string }> } | undefined): string {
+  const list = tags?.Tag ?? [];
+  return list.length ? list.map((t) => (t.Value === '' ? t.Key : `${t.Key}=${t.Value}`)).join(' ') : '-';
+}

@@ -4,7 +4,7 @@ import { apiCommand, subcommand } from './api-command.ts';
 import { formatApiError } from './api-options.ts';
 import { EXIT } from './command.ts';
 import { summaryOf } from './commands.ts';
-import { type Column, fieldColumn, renderFields, renderJson, renderPage } from './output.ts';
+import { type Column, fieldColumn, renderFields, renderJson, renderPage, tagsSummary } from './output.ts';
 
 type SourceItem = ResponseOf<'DescribeSourceServers'>['SourceServers']['SourceServer'][number];
 
@@ -19,11 +19,13 @@ const SOURCE_COLUMNS: Column<SourceItem>[] = [
   fieldColumn('SourceId'),
   fieldColumn('Name'),
   fieldColumn('State'),
+  fieldColumn('ApprovalStatus', 'APPROVAL'),
   fieldColumn('Platform'),
   fieldColumn('Architecture', 'ARCH'),
   { header: 'DISKS', value: disksSummary },
   fieldColumn('LastHeartbeatTime', 'LAST HEARTBEAT'),
   fieldColumn('AccessTokenId'),
+  { header: 'TAGS', value: (s) => tagsSummary(s.Tags) },
 ];
 
 function sourceFields(s: SourceItem): Array<[string, string]> {
@@ -32,6 +34,8 @@ function sourceFields(s: SourceItem): Array<[string, string]> {
     ['Name', s.Name],
     ['Description', s.Description],
     ['State', s.ErrorCode ? `${s.State} (${s.ErrorCode})` : s.State],
+    ['ApprovalStatus', s.ApprovalStatus],
+    ['Tags', tagsSummary(s.Tags)],
     ['Hostname', s.Hostname],
     ['MachineId', s.MachineId],
     ['Platform', s.Platform],
@@ -57,7 +61,9 @@ export const sourceCommand = apiCommand({
   name: 'source',
   summary: summaryOf('source'),
   example: [
-    'smcd source list --state Available --token-id at-0123456789abcdefghij',
+    'smcd source list --state Available --token-id at-0123456789abcdefghij --tag env=prod',
+    '  smcd source list --approval-status Pending',
+    '  smcd source approve s-0123456789abcdefghij s-abcdefghij0123456789',
     '  smcd source show s-0123456789abcdefghij --output json',
     '  smcd source modify s-0123456789abcdefghij --name db-primary --description "moves in wave 2"',
   ].join('\n'),
@@ -115,6 +121,34 @@ export const sourceCommand = apiCommand({
             ? renderJson({ RequestId: res.RequestId, SourceId: id })
             : `Source server ${id} deleted; its key no longer works, and the import it used stays counted on its code.\n` +
                 'Its MachineId is free again: a machine with that id can import it anew with a code, without the old key.\n',
+        );
+        return EXIT.ok;
+      },
+    }),
+    subcommand({
+      name: 'approve',
+      action: 'ApproveSourceServers',
+      positional: 'SourceId',
+      variadic: true,
+      summary: 'Approve sources imported with a code that requires approval (Pending becomes Approved).',
+      async run({ call, output, positionals: ids }) {
+        const res = await call();
+        process.stdout.write(output === 'json' ? renderJson({ RequestId: res.RequestId, SourceIds: ids }) : `Approved: ${ids.join(', ')}.\n`);
+        return EXIT.ok;
+      },
+    }),
+    subcommand({
+      name: 'reject',
+      action: 'RejectSourceServers',
+      positional: 'SourceId',
+      variadic: true,
+      summary: 'Reject sources: they are deleted and their keys refused from now on.',
+      async run({ call, output, positionals: ids }) {
+        const res = await call();
+        process.stdout.write(
+          output === 'json'
+            ? renderJson({ RequestId: res.RequestId, SourceIds: ids })
+            : `Rejected and deleted: ${ids.join(', ')}; their keys no longer work.\n`,
         );
         return EXIT.ok;
       },

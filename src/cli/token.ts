@@ -2,7 +2,7 @@ import type { ResponseOf } from '../client/rpc-client.ts';
 import { apiCommand, subcommand } from './api-command.ts';
 import { EXIT } from './command.ts';
 import { summaryOf } from './commands.ts';
-import { type Column, fieldColumn, renderFields, renderJson, renderPage, shellWord } from './output.ts';
+import { type Column, fieldColumn, renderFields, renderJson, renderPage, shellWord, tagsSummary } from './output.ts';
 
 type TokenItem = ResponseOf<'ListAccessTokens'>['AccessTokens']['AccessToken'][number];
 
@@ -43,6 +43,8 @@ const TOKEN_COLUMNS: Column<TokenItem>[] = [
   fieldColumn('CreationTime', 'CREATED'),
   fieldColumn('ExpirationTime', 'EXPIRES'),
   { header: 'ADDRESS RANGE', value: (t) => t.IpAddressRange || 'any' },
+  { header: 'APPROVAL', value: (t) => (t.RequireApproval === 'true' ? 'required' : '-') },
+  { header: 'TAGS', value: (t) => tagsSummary(t.Tags) },
 ];
 
 /** Activation codes, through the public API (CreateAccessToken and friends), signed like any client. */
@@ -50,8 +52,8 @@ export const tokenCommand = apiCommand({
   name: 'token',
   summary: summaryOf('token'),
   example: [
-    'smcd token create --name dc1-wave-1 --count 20 --ttl-days 7 --ip-range 10.0.0.0/8',
-    '  smcd token list --status activated --output json',
+    'smcd token create --name dc1-wave-1 --count 20 --ttl-days 7 --ip-range 10.0.0.0/8 --tag env=prod --require-approval',
+    '  smcd token list --status activated --tag env=prod --output json',
     '  smcd token disable at-0123456789abcdefghij --endpoint https://smcd.example.com',
   ].join('\n'),
   subcommands: [

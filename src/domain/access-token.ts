@@ -15,6 +15,8 @@ export interface AccessTokenRecord {
   disabled: boolean;
   ipAddressRange: string;
   createdBy: string;
+  /** Sources first imported with this code wait for an operator's approval (API.md 5.4). */
+  requireApproval: boolean;
 }
 
 export type TokenStatus = 'activated' | 'unactivated' | 'expired';
@@ -41,4 +43,9 @@ export function importRefusal(token: AccessTokenRecord, now: number, clientIp: s
   if (now >= token.expiresAt) return 'expired';
   if (!ipAllowed(token.ipAddressRange, clientIp)) return 'address';
   return null;
+}
+
+/** The ApprovalStatus a source gets when an import with this code creates it. */
+export function approvalOnCreate(token: Pick<AccessTokenRecord, 'requireApproval'>): 'Pending' | 'Approved' {
+  return token.requireApproval ? 'Pending' : 'Approved';
 }

@@ -1,3 +1,5 @@
+import type { ApprovalStatus } from './tags.ts';
+
 /** A disk of a migration source; sizes in GiB. */
 export interface DataDisk {
   index: number;
@@ -31,6 +33,8 @@ export interface SourceRecord {
   firstClientIp: string;
   lastClientIp: string;
   lastHeartbeatAt: number;
+  /** Pending until an operator approves a source imported with a RequireApproval code. */
+  approvalStatus: ApprovalStatus;
 }
 
 /** The live source a MachineId belongs to, as the ownership check (API.md 5.2) sees it. */

@@ -72,8 +72,17 @@ export const errors = {
   idempotentMismatch: () => new ApiError(409, 'IdempotentParameterMismatch', 'The ClientToken was used before with different parameters.'),
 
   // resources
-  accessTokenNotFound: () => new ApiError(404, 'InvalidAccessTokenId.NotFound', 'The specified AccessTokenId does not exist.'),
-  sourceNotFound: () => new ApiError(404, 'InvalidSourceId.NotFound', 'The specified SourceId does not exist.'),
+  accessTokenNotFound: (id?: string) =>
+    new ApiError(404, 'InvalidAccessTokenId.NotFound', `The specified AccessTokenId${id === undefined ? '' : ` ${clip(id)}`} does not exist.`),
+  sourceNotFound: (id?: string) =>
+    new ApiError(404, 'InvalidSourceId.NotFound', `The specified SourceId${id === undefined ? '' : ` ${clip(id)}`} does not exist.`),
+  tooManyTags: (resourceId: string, max: number) =>
+    new ApiError(
+      400,
+      'InvalidParameter.TagCount',
+      `The resource ${clip(resourceId)} would have more than ${max} tags.`,
+      'Remove tags first (UntagResources).',
+    ),
   tokenExpired: () => new ApiError(403, 'AccessToken.Expired', 'The activation code has expired.'),
   tokenDisabled: () => new ApiError(403, 'AccessToken.Disabled', 'The activation code has been disabled.'),
   tokenCountExceeded: () => new ApiError(403, 'AccessToken.CountExceeded', 'The activation code has been used the maximum number of times.'),

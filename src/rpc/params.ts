@@ -1,4 +1,5 @@
 import type { DataDisk } from '../domain/source-server.ts';
+import { MAX_TAGS_PER_RESOURCE, TAG_KEY_MAX, TAG_VALUE_MAX, type TagFilter, tagKeyProblem, tagValueProblem } from '../domain/tags.ts';
 import type { TextRule } from '../domain/text-rules.ts';
 import { errors } from './errors.ts';
 
@@ -46,7 +47,15 @@ export interface DisksDecl extends Common {
   maxItems: number;
 }
 
-export type ParamDecl = TextDecl | IntegerDecl | EnumDecl | ListDecl | JsonObjectDecl | DisksDecl;
+/**
+ * `Name.N.Key` / `Name.N.Value` (N 1-20), the SMC tag form. A Value left out is `undefined`:
+ * an empty value where tags are set, any value where they filter.
+ */
+export interface TagsDecl extends Common {
+  kind: 'tags';
+}
+
+export type ParamDecl = TextDecl | IntegerDecl | EnumDecl | ListDecl | JsonObjectDecl | DisksDecl | TagsDecl;
 export type ParamDecls = Readonly<Record<string, ParamDecl>>;
 
 type Parsed<D> = D extends TextDecl
@@ -61,7 +70,9 @@ type Parsed<D> = D extends TextDecl
           ? Record<string, unknown>
           : D extends DisksDecl
             ? DataDisk[]
-            : never;
+            : D extends TagsDecl
+              ? TagFilter[]
+              : never;
 type AlwaysThere<D> = D extends { required: true } ? true : D extends { default: number } ? true : false;
 
 /** What a handler receives: each declared parameter, validated, with its type; absent ones undefined. */
@@ -81,7 +92,9 @@ type In<D> = D extends IntegerDecl
     ? Record<string, unknown> | string
     : D extends DisksDecl
       ? Array<{ Index: number; Path: string; Size: number }>
-      : Parsed<D>;
+      : D extends TagsDecl
+        ? Array<{ Key: string; Value?: string }>
+        : Parsed<D>;
 
 export const text = <const O extends Omit<TextDecl, 'kind'>>(o: O) => ({ kind: 'text', ...o }) as const;
 export const integer = <const O extends Omit<IntegerDecl, 'kind'>>(o: O) => ({ kind: 'integer', ...o }) as const;
@@ -90,6 +103,7 @@ export const oneOf = <const V extends string, const O extends Omit<EnumDecl<V>, 
 export const list = <const O extends Omit<ListDecl, 'kind'>>(o: O) => ({ kind: 'list', ...o }) as const;
 export const jsonObject = <const O extends Omit<JsonObjectDecl, 'kind'>>(o: O) => ({ kind: 'json-object', ...o }) as const;
 export const disks = <const O extends Omit<DisksDecl, 'kind'>>(o: O) => ({ kind: 'disks', ...o }) as const;
+export const tags = <const O extends Omit<TagsDecl, 'kind'>>(o: O) => ({ kind: 'tags', ...o }) as const;
 
 const INTEGER = /^[+-]?\d{1,15}$/;
 
@@ -201,6 +215,73 @@ function parseDisks(name: string, decl: DisksDecl, given: ReadonlyMap<string, st
     });
 }
 
+/** The JSON form `Tag=[{"Key":"env","Value":"prod"}]`, as Name.N.Key/Value entries. */
+function tagsFromJson(name: string, text: string): Map<string, string> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  if (!Array.isArray(parsed))
+    throw errors.invalidParameter('TagKey', `a JSON array of {"Key","Value"} objects, or ${name}.N.Key and ${name}.N.Value.`);
+  const entries = new Map<string, string>();
+  parsed.forEach((tag: unknown, i) => {
+    if (tag === null || typeof tag !== 'object' || Array.isArray(tag)) throw errors.invalidParameter('TagKey', 'each tag is a JSON object.');
+    for (const [field, value] of Object.entries(tag)) {
+      if (typeof value !== 'string') throw errors.invalidParameter('TagKey', `${field} must be a string.`);
+      entries.set(`${name}.${i + 1}.${field}`, value);
+    }
+  });
+  return entries;
+}
+
+const TAG_FIELD = /^([1-9]\d{0,3})\.(Key|Value)$/;
+
+/**
+ * `Tag.N.Key` / `Tag.N.Value`. Errors use SMC's codes: InvalidParameter.TagKey / .TagValue for a
+ * broken tag, InvalidParameter.TagCount for more than 20 (API.md 5.3). A key given twice keeps
+ * its last value, as tagging an existing key replaces its value.
+ */
+function parseTags(name: string, given: ReadonlyMap<string, string>): TagFilter[] | undefined {
+  const prefix = `${name}.`;
+  const whole = given.get(name);
+  if (whole !== undefined && whole !== '' && [...given.keys()].some((k) => k.startsWith(prefix)))
+    throw errors.invalidParameter('TagKey', `give the tags either as ${name}.N fields or as one JSON array, not both.`);
+  const raw = whole === undefined || whole === '' ? given : tagsFromJson(name, whole);
+  const byN = new Map<number, { Key?: string; Value?: string }>();
+  for (const [key, value] of raw) {
+    if (!key.startsWith(prefix)) continue;
+    const m = TAG_FIELD.exec(key.slice(prefix.length));
+    if (!m) throw errors.invalidParameter('TagKey', `tags are sent as ${name}.N.Key and ${name}.N.Value, N from 1 to ${MAX_TAGS_PER_RESOURCE}.`);
+    const n = Number(m[1]);
+    if (n > MAX_TAGS_PER_RESOURCE)
+      throw errors.invalidParameter('TagCount', `at most ${MAX_TAGS_PER_RESOURCE} tags (${name}.1 to ${name}.${MAX_TAGS_PER_RESOURCE}).`);
+    const entry = byN.get(n) ?? {};
+    entry[m[2] as 'Key' | 'Value'] = value;
+    byN.set(n, entry);
+  }
+  if (byN.size === 0) return undefined;
+  const out = new Map<string, TagFilter>();
+  for (const [n, t] of [...byN.entries()].sort((a, b) => a[0] - b[0])) {
+    const key = t.Key;
+    if (key === undefined || key === '')
+      throw errors.invalidParameter('TagKey', `${name}.${n}.Key is required with ${name}.${n}.Value and is 1 to ${TAG_KEY_MAX} characters.`);
+    if (codePoints(key) > TAG_KEY_MAX) throw errors.invalidParameter('TagKey', `${name}.${n}.Key must be 1 to ${TAG_KEY_MAX} characters long.`);
+    const keyProblem = tagKeyProblem(key);
+    if (keyProblem) throw errors.invalidParameter('TagKey', `${name}.${n}.Key ${keyProblem}`);
+    if (t.Value !== undefined) {
+      if (codePoints(t.Value) > TAG_VALUE_MAX)
+        throw errors.invalidParameter('TagValue', `${name}.${n}.Value must be 0 to ${TAG_VALUE_MAX} characters long.`);
+      const valueProblem = tagValueProblem(t.Value);
+      if (valueProblem) throw errors.invalidParameter('TagValue', `${name}.${n}.Value ${valueProblem}`);
+    }
+    out.delete(key);
+    out.set(key, t.Value === undefined ? { key } : { key, value: t.Value });
+  }
+  return [...out.values()];
+}
+
 function parseJsonObject(name: string, raw: string, maxBytes: number): Record<string, unknown> {
   if (Buffer.byteLength(raw) > maxBytes) throw errors.invalidParameter(name, `at most ${maxBytes} bytes.`);
   let parsed: unknown;
@@ -217,6 +298,7 @@ function parseJsonObject(name: string, raw: string, maxBytes: number): Record<st
 function parseOne(name: string, decl: ParamDecl, raw: ReadonlyMap<string, string>): unknown {
   if (decl.kind === 'list') return parseList(name, decl, raw);
   if (decl.kind === 'disks') return parseDisks(name, decl, raw);
+  if (decl.kind === 'tags') return parseTags(name, raw);
   const value = raw.get(name);
   // An empty optional value means "not given", as the Alibaba SDKs send unset fields.
   if (value === undefined || (value === '' && (decl.kind !== 'text' || (decl.min ?? 0) > 0 || decl.required))) {

@@ -1,6 +1,7 @@
 import type { AccessKeyRecord } from '../domain/access-key.ts';
 import type { AccessTokenRecord } from '../domain/access-token.ts';
 import type { OwnedSource, SourceFields, SourceRecord } from '../domain/source-server.ts';
+import { byKey, type Tag } from '../domain/tags.ts';
 
 /**
  * Rows to records and back, for stores whose tables use these column names and INTEGER
@@ -40,10 +41,11 @@ export function accessTokenFromRow(r: Row): AccessTokenRecord {
     disabled: Number(r.disabled) === 1,
     ipAddressRange: String(r.ip_address_range),
     createdBy: String(r.created_by),
+    requireApproval: Number(r.require_approval) === 1,
   };
 }
 
-/** (id, code_sealed, name, description, count, registered_count, ttl_days, created_at, expires_at, disabled, ip_address_range, created_by) */
+/** (id, code_sealed, name, description, count, registered_count, ttl_days, created_at, expires_at, disabled, ip_address_range, created_by, require_approval) */
 export function accessTokenValues(t: AccessTokenRecord): unknown[] {
   return [
     t.id,
@@ -58,6 +60,7 @@ export function accessTokenValues(t: AccessTokenRecord): unknown[] {
     t.disabled ? 1 : 0,
     t.ipAddressRange,
     t.createdBy,
+    t.requireApproval ? 1 : 0,
   ];
 }
 
@@ -85,6 +88,7 @@ export function sourceFromRow(r: Row): SourceRecord {
     firstClientIp: String(r.first_client_ip),
     lastClientIp: String(r.last_client_ip),
     lastHeartbeatAt: Number(r.last_heartbeat_at),
+    approvalStatus: r.approval_status === 'Pending' ? 'Pending' : 'Approved',
   };
 }
 
@@ -110,4 +114,19 @@ export function sourceFieldValues(f: SourceFields, mode: 'insert' | 'update'): u
     JSON.stringify(f.dataDisks),
     f.systemInfo,
   ];
+}
+
+/** A tags row (resource_id, key, value) as a Tag. */
+export const tagFromRow = (r: Row): Tag => ({ key: String(r.key), value: String(r.value) });
+
+/** Each item with its tags (by key), from the tag rows of a page's resources. */
+export function withTags<T extends { id: string }>(items: T[], tagRows: Row[]): Array<T & { tags: Tag[] }> {
+  const byId = new Map<string, Tag[]>();
+  for (const r of tagRows) {
+    const id = String(r.resource_id);
+    const list = byId.get(id) ?? [];
+    list.push(tagFromRow(r));
+    byId.set(id, list);
+  }
+  return items.map((item) => ({ ...item, tags: (byId.get(item.id) ?? []).sort(byKey) }));
 }

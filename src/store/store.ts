@@ -7,6 +7,7 @@
 import type { AccessKeyRecord } from '../domain/access-key.ts';
 import type { AccessTokenRecord, ImportRefusal, TokenStatus } from '../domain/access-token.ts';
 import type { OwnedSource, SourceFields, SourceRecord, SourceState } from '../domain/source-server.ts';
+import type { ApprovalStatus, Tag, TagFilter, TagResourceType } from '../domain/tags.ts';
 
 export interface Page {
   offset: number;
@@ -18,6 +19,8 @@ export interface TokenQuery extends Page {
   name?: string;
   /** An SMC status, or smcd's `disabled` (disabled and not expired: a part of `unactivated`). */
   status?: TokenStatus | 'disabled';
+  /** Codes having every one of these tags (a filter without a value: any value of that key). */
+  tags?: TagFilter[];
   now: number;
 }
 
@@ -28,7 +31,32 @@ export interface SourceQuery extends Page {
   /** Available: last heartbeat at or after `onlineSince`; Unavailable: before it. */
   state?: SourceState;
   onlineSince: number;
+  approvalStatus?: ApprovalStatus;
+  /** Sources having every one of these tags. */
+  tags?: TagFilter[];
 }
+
+/** A listed resource with its tags, by key. */
+export type Tagged<T> = T & { tags: Tag[] };
+
+/** ListTagResources: the (resource, tag) rows of the matching resources, by resource id then key. */
+export interface TagQuery {
+  type: TagResourceType;
+  ids?: string[];
+  tags?: TagFilter[];
+  /** Rows after this one (the last row of the previous page). */
+  after?: { resourceId: string; key: string };
+  limit: number;
+}
+
+export interface TagRow {
+  resourceId: string;
+  key: string;
+  value: string;
+}
+
+/** A change to several resources at once: all of them, or (naming the first that stops it) none. */
+export type BatchOutcome = { outcome: 'done' } | { outcome: 'not-found'; id: string } | { outcome: 'too-many-tags'; id: string };
 
 /** A source's latest heartbeat, as buffered between flushes (src/actions/heartbeats.ts). */
 export interface Heartbeat {
@@ -126,13 +154,19 @@ export interface Store {
   /** Forgets expired nonces and idempotency keys. */
   purgeExpired(now: number): Promise<void>;
 
-  createAccessToken(token: AccessTokenRecord, idempotency?: IdempotencyKey): Promise<CreateTokenOutcome>;
+  /** Creates the code with its tags (in the same transaction). */
+  createAccessToken(token: AccessTokenRecord, idempotency?: IdempotencyKey, tags?: readonly Tag[]): Promise<CreateTokenOutcome>;
   getAccessToken(id: string): Promise<AccessTokenRecord | undefined>;
-  listAccessTokens(query: TokenQuery): Promise<{ total: number; items: AccessTokenRecord[] }>;
+  listAccessTokens(query: TokenQuery): Promise<{ total: number; items: Tagged<AccessTokenRecord>[] }>;
   disableAccessToken(id: string): Promise<boolean>;
   deleteAccessToken(id: string): Promise<boolean>;
 
-  /** Atomically: check the code, use one slot for a new machine, create or update the source. */
+  /**
+   * Atomically: check the code, use one slot for a new machine, create or update the source.
+   * A source created by the import gets ApprovalStatus from the code (approvalOnCreate); an
+   * import that creates the source or uses a slot of the code (its first with that code) copies
+   * the code's tags onto it (inheritedTags).
+   */
   importSource(request: ImportRequest): Promise<ImportOutcome>;
   getSource(id: string): Promise<SourceRecord | undefined>;
   /** What signing with a source key needs: the source's id and its sealed key (no other column is read). */
@@ -142,9 +176,23 @@ export interface Store {
    * the info it sent. Sources that no longer exist are skipped. Resolves with how many were written.
    */
   recordHeartbeats(beats: readonly Heartbeat[]): Promise<number>;
-  describeSources(query: SourceQuery): Promise<{ total: number; items: SourceRecord[] }>;
+  describeSources(query: SourceQuery): Promise<{ total: number; items: Tagged<SourceRecord>[] }>;
   modifySource(id: string, patch: { name?: string; description?: string }): Promise<boolean>;
+  /** Deletes the source and its tags. */
   deleteSource(id: string): Promise<boolean>;
+  /** Pending → Approved for every id; an unknown id changes nothing. */
+  approveSources(ids: readonly string[]): Promise<BatchOutcome>;
+  /** Deletes every one of these sources and their tags (their keys stop working); an unknown id changes nothing. */
+  rejectSources(ids: readonly string[]): Promise<BatchOutcome>;
+
+  /**
+   * Sets the tags on every resource (a key it has gets the new value); a resource that does not
+   * exist or would pass MAX_TAGS_PER_RESOURCE changes nothing.
+   */
+  tagResources(type: TagResourceType, ids: readonly string[], tags: readonly Tag[]): Promise<BatchOutcome>;
+  /** Removes these keys (or all tags) from every resource; an unknown resource changes nothing. */
+  untagResources(type: TagResourceType, ids: readonly string[], keys: readonly string[] | 'all'): Promise<BatchOutcome>;
+  listTagResources(query: TagQuery): Promise<TagRow[]>;
 
   /** Re-seals every stored secret (master key rotation); returns how many were rewritten. */
   resealSecrets(reseal: (sealed: string, recordId: string) => string): Promise<number>;

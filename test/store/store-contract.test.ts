@@ -38,6 +38,7 @@ function token(overrides: Partial<AccessTokenRecord> = {}): AccessTokenRecord {
     disabled: false,
     ipAddressRange: '',
     createdBy: 'LTAIcreator',
+    requireApproval: false,
     ...overrides,
   };
 }
@@ -374,6 +375,7 @@ for (const kind of STORE_KINDS) {
         firstClientIp: '192.0.2.10',
         lastClientIp: '192.0.2.10',
         lastHeartbeatAt: req.now,
+        approvalStatus: 'Approved',
       });
       assert.deepEqual(await store.getSourceKey(req.newKeyId), { id: s!.id, keyId: s!.keyId, keySealed: s!.keySealed });
     });

@@ -106,6 +106,21 @@ export const POSTGRES_MIGRATIONS: readonly string[][] = [
     'CREATE INDEX access_tokens_closed_expiry ON access_tokens (closed, expires_at)',
     'CREATE INDEX access_tokens_expiry ON access_tokens (expires_at)',
   ],
+  // Tags (API.md 5.3) and approval (5.4). One row per (resource, key); list filters look tags
+  // up by (type, key, value), and a page's tags by the primary key. Existing sources are Approved.
+  [
+    'ALTER TABLE access_tokens ADD COLUMN require_approval INTEGER NOT NULL DEFAULT 0',
+    "ALTER TABLE sources ADD COLUMN approval_status TEXT NOT NULL DEFAULT 'Approved'",
+    'CREATE INDEX sources_approval ON sources (approval_status, seq)',
+    `CREATE TABLE tags (
+      resource_type TEXT NOT NULL,
+      resource_id TEXT NOT NULL,
+      key TEXT NOT NULL,
+      value TEXT NOT NULL,
+      PRIMARY KEY (resource_type, resource_id, key)
+    )`,
+    'CREATE INDEX tags_by_tag ON tags (resource_type, key, value, resource_id)',
+  ],
 ];
 
 export const COUNT_SHARDS = 16;

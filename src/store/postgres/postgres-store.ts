@@ -1,6 +1,7 @@
 import type { AccessKeyRecord } from '../../domain/access-key.ts';
-import type { AccessTokenRecord } from '../../domain/access-token.ts';
+import { type AccessTokenRecord, approvalOnCreate } from '../../domain/access-token.ts';
 import type { OwnedSource, SourceRecord } from '../../domain/source-server.ts';
+import { inheritedTags, MAX_TAGS_PER_RESOURCE, type Tag, type TagFilter, type TagResourceType } from '../../domain/tags.ts';
 import {
   accessKeyFromRow,
   accessKeyValues,
@@ -9,8 +10,10 @@ import {
   ownedSourceFromRow,
   sourceFieldValues,
   sourceFromRow,
+  withTags,
 } from '../rows.ts';
 import {
+  type BatchOutcome,
   type CreateTokenOutcome,
   type Heartbeat,
   type IdempotencyKey,
@@ -20,6 +23,9 @@ import {
   type Store,
   type StoreObserver,
   StoreUnavailableError,
+  type Tagged,
+  type TagQuery,
+  type TagRow,
   type TokenQuery,
 } from '../store.ts';
 import { describePostgresUrl, isUnavailableError, noop, PgConnection, type PgConnectionOptions, type Query, RetryTransaction } from './connection.ts';
@@ -32,18 +38,28 @@ const countShard = () => Math.floor(Math.random() * COUNT_SHARDS);
 const CHEAP_OFFSET = 1_000;
 
 const INSERT_ACCESS_TOKEN = `INSERT INTO access_tokens (id, code_sealed, name, description, count, registered_count, ttl_days,
-  created_at, expires_at, disabled, ip_address_range, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`;
+  created_at, expires_at, disabled, ip_address_range, created_by, require_approval)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`;
 
 const INSERT_SOURCE = `INSERT INTO sources (id, key_id, key_sealed, access_token_id, machine_id, name, description, hostname,
   platform, architecture, kernel_level, agent_version, system_disk_size, data_disks, system_info, status_info, created_at,
-  first_import_at, last_import_at, first_client_ip, last_client_ip, last_heartbeat_at)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, '', $16, $16, $16, $17, $17, $16)
+  first_import_at, last_import_at, first_client_ip, last_client_ip, last_heartbeat_at, approval_status)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, '', $16, $16, $16, $17, $17, $16, $18)
   ON CONFLICT (machine_id) DO NOTHING`;
 
 const UPDATE_SOURCE_ON_IMPORT = `UPDATE sources SET key_sealed = $1, access_token_id = $2, name = COALESCE($3, name),
   description = COALESCE($4, description), hostname = $5, platform = $6, architecture = $7, kernel_level = $8,
   agent_version = $9, system_disk_size = $10, data_disks = $11, system_info = $12, last_import_at = $13,
   last_client_ip = $14, last_heartbeat_at = $13 WHERE id = $15`;
+
+const UPSERT_TAG = `INSERT INTO tags (resource_type, resource_id, key, value) VALUES ($1, $2, $3, $4)
+  ON CONFLICT (resource_type, resource_id, key) DO UPDATE SET value = EXCLUDED.value`;
+
+/** The table holding each taggable resource type. */
+const TABLE_OF: Record<TagResourceType, string> = { sourceserver: 'sources', accesstoken: 'access_tokens' };
+
+/** Ids once each, sorted: rows locked in this order by every batch cannot deadlock. */
+const lockOrder = (ids: readonly string[]) => [...new Set(ids)].sort();
 
 /** A WHERE clause and its values, numbered from $1. */
 class Where {
@@ -71,6 +87,12 @@ class Where {
   raw(term: string): void {
     this.#terms.push(term);
   }
+
+  /** Resources (by `column`) having this tag: an indexed lookup in tags_by_tag. */
+  hasTag(column: string, type: TagResourceType, f: TagFilter): void {
+    const value = f.value === undefined ? '' : ` AND value = ${this.value(f.value)}`;
+    this.#terms.push(`${column} IN (SELECT resource_id FROM tags WHERE resource_type = ${this.value(type)} AND key = ${this.value(f.key)}${value})`);
+  }
 }
 
 function tokenWhere(q: TokenQuery): Where {
@@ -82,6 +104,7 @@ function tokenWhere(q: TokenQuery): Where {
   else if (q.status === 'unactivated') w.raw(`closed = 1 AND expires_at > ${w.value(q.now)}`);
   else if (q.status === 'activated') w.raw(`closed = 0 AND expires_at > ${w.value(q.now)}`);
   else if (q.status === 'disabled') w.raw(`closed = 1 AND disabled = 1 AND expires_at > ${w.value(q.now)}`);
+  for (const f of q.tags ?? []) w.hasTag('id', 'accesstoken', f);
   return w;
 }
 
@@ -92,7 +115,41 @@ function sourceWhere(q: SourceQuery): Where {
   if (q.accessTokenId !== undefined) w.eq('access_token_id', q.accessTokenId);
   if (q.state === 'Available') w.raw(`last_heartbeat_at >= ${w.value(q.onlineSince)}`);
   else if (q.state === 'Unavailable') w.raw(`last_heartbeat_at < ${w.value(q.onlineSince)}`);
+  if (q.approvalStatus !== undefined) w.eq('approval_status', q.approvalStatus);
+  for (const f of q.tags ?? []) w.hasTag('id', 'sourceserver', f);
   return w;
+}
+
+/** The tag rows of a page's resources: primary-key lookups, at most a page's worth. */
+async function tagsOf(q: Query, type: TagResourceType, items: ReadonlyArray<{ id: string }>): Promise<Record<string, unknown>[]> {
+  if (items.length === 0) return [];
+  return (
+    await q(
+      'SELECT resource_id, key, value FROM tags WHERE resource_type = $1 AND resource_id = ANY($2::text[])',
+      type,
+      items.map((i) => i.id),
+    )
+  ).rows;
+}
+
+/** Inside a transaction: locks the rows of these resources (in lockOrder) and names the first missing one. */
+async function lockResources(q: Query, type: TagResourceType, ids: readonly string[]): Promise<string | undefined> {
+  const found = await q(`SELECT id FROM ${TABLE_OF[type]} WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`, ids);
+  const have = new Set(found.rows.map((r) => String(r.id)));
+  return ids.find((id) => !have.has(id));
+}
+
+/** Inside an import's transaction: the code's tags onto the source (API.md 5.3). */
+async function inheritTags(q: Query, tokenId: string, sourceId: string, created: boolean): Promise<void> {
+  const codeTags = (await q("SELECT key, value FROM tags WHERE resource_type = 'accesstoken' AND resource_id = $1", tokenId)).rows.map((r) => ({
+    key: String(r.key),
+    value: String(r.value),
+  }));
+  if (codeTags.length === 0) return;
+  const have = created
+    ? []
+    : (await q("SELECT key FROM tags WHERE resource_type = 'sourceserver' AND resource_id = $1", sourceId)).rows.map((r) => String(r.key));
+  for (const t of inheritedTags(codeTags, have)) await q(UPSERT_TAG, 'sourceserver', sourceId, t.key, t.value);
 }
 
 /**
@@ -222,16 +279,27 @@ export class PostgresStore implements Store {
     });
   }
 
-  async createAccessToken(token: AccessTokenRecord, idem?: IdempotencyKey): Promise<CreateTokenOutcome> {
-    if (!idem) {
+  async createAccessToken(token: AccessTokenRecord, idem?: IdempotencyKey, tags: readonly Tag[] = []): Promise<CreateTokenOutcome> {
+    const insertTags = async (q: Query) => {
+      for (const t of tags) await q(UPSERT_TAG, 'accesstoken', token.id, t.key, t.value);
+    };
+    if (!idem && tags.length === 0) {
       // One statement: the code and its count move together.
       await this.#run(
         `WITH created AS (${INSERT_ACCESS_TOKEN} RETURNING 1)
-         UPDATE access_token_counts SET n = n + (SELECT COUNT(*) FROM created) WHERE shard = $13`,
+         UPDATE access_token_counts SET n = n + (SELECT COUNT(*) FROM created) WHERE shard = $14`,
         ...accessTokenValues(token),
         countShard(),
       );
       return { outcome: 'created', token };
+    }
+    if (!idem) {
+      return this.#db.op('tx', async (q): Promise<CreateTokenOutcome> => {
+        await q(INSERT_ACCESS_TOKEN, ...accessTokenValues(token));
+        await q('UPDATE access_token_counts SET n = n + 1 WHERE shard = $1', countShard());
+        await insertTags(q);
+        return { outcome: 'created', token };
+      });
     }
     return this.#db.op('tx', async (q): Promise<CreateTokenOutcome> => {
       // The primary key decides between racing nodes: the claim that inserts (or takes
@@ -252,6 +320,7 @@ export class PostgresStore implements Store {
         if (claimed.rowCount) {
           await q(INSERT_ACCESS_TOKEN, ...accessTokenValues(token));
           await q('UPDATE access_token_counts SET n = n + 1 WHERE shard = $1', countShard());
+          await insertTags(q);
           return { outcome: 'created', token };
         }
         const prior = (
@@ -276,7 +345,7 @@ export class PostgresStore implements Store {
     return row && accessTokenFromRow(row);
   }
 
-  listAccessTokens(query: TokenQuery): Promise<{ total: number; items: AccessTokenRecord[] }> {
+  listAccessTokens(query: TokenQuery): Promise<{ total: number; items: Tagged<AccessTokenRecord>[] }> {
     const where = tokenWhere(query);
     const list = async (q: Query) => {
       // Unfiltered, the counter shards answer; a filter counts its matches through its indexes.
@@ -291,7 +360,8 @@ export class PostgresStore implements Store {
         query.limit,
         query.offset,
       );
-      return { total: Number(counted.rows[0]?.n), items: rows.rows.map(accessTokenFromRow) };
+      const items = rows.rows.map(accessTokenFromRow);
+      return { total: Number(counted.rows[0]?.n), items: withTags(items, await tagsOf(q, 'accesstoken', items)) };
     };
     const cheap =
       (where.sql === '' || (query.ids !== undefined && query.name === undefined && query.status === undefined)) && query.offset <= CHEAP_OFFSET;
@@ -307,6 +377,7 @@ export class PostgresStore implements Store {
     return this.#db.op('tx', async (q) => {
       const deleted = (await q('DELETE FROM access_tokens WHERE id = $1', id)).rowCount ?? 0;
       await q('DELETE FROM token_uses WHERE access_token_id = $1', id);
+      await q("DELETE FROM tags WHERE resource_type = 'accesstoken' AND resource_id = $1", id);
       if (deleted > 0) await q('UPDATE access_token_counts SET n = n - 1 WHERE shard = $1', countShard());
       return deleted > 0;
     });
@@ -318,7 +389,8 @@ export class PostgresStore implements Store {
     return this.#db.op('tx', async (q): Promise<ImportOutcome> => {
       const row = (await q('SELECT * FROM access_tokens WHERE id = $1 FOR UPDATE', req.tokenId)).rows[0];
       if (!row) return { outcome: 'refused', reason: 'token-gone' };
-      const refusal = req.refusal(accessTokenFromRow(row));
+      const token = accessTokenFromRow(row);
+      const refusal = req.refusal(token);
       if (refusal) return { outcome: 'refused', reason: refusal };
       // The machine's source row is locked too: the same machine may be importing with
       // another code (another token lock) at this moment.
@@ -348,6 +420,7 @@ export class PostgresStore implements Store {
           req.clientIp,
           existing.id,
         );
+        if (!used) await inheritTags(q, req.tokenId, String(existing.id), false);
         return { outcome: 'imported', sourceId: String(existing.id), keyId, usedSlot: !used, created: false };
       }
       const inserted = await q(
@@ -360,10 +433,12 @@ export class PostgresStore implements Store {
         ...sourceFieldValues(req.fields, 'insert'),
         req.now,
         req.clientIp,
+        approvalOnCreate(token),
       );
       // Another import created this machine's source since our read: roll back (the slot
       // too) and decide again, now against that source and its owner.
       if (!inserted.rowCount) throw new RetryTransaction();
+      await inheritTags(q, req.tokenId, req.newSourceId, true);
       return { outcome: 'imported', sourceId: req.newSourceId, keyId: req.newKeyId, usedSlot: !used, created: true };
     });
   }
@@ -393,7 +468,7 @@ export class PostgresStore implements Store {
     );
   }
 
-  describeSources(query: SourceQuery): Promise<{ total: number; items: SourceRecord[] }> {
+  describeSources(query: SourceQuery): Promise<{ total: number; items: Tagged<SourceRecord>[] }> {
     const where = sourceWhere(query);
     const describe = async (q: Query) => {
       const counted = await q(`SELECT COUNT(*) AS n FROM sources ${where.sql}`, ...where.params);
@@ -404,7 +479,8 @@ export class PostgresStore implements Store {
         query.limit,
         query.offset,
       );
-      return { total: Number(counted.rows[0]?.n), items: rows.rows.map(sourceFromRow) };
+      const items = rows.rows.map(sourceFromRow);
+      return { total: Number(counted.rows[0]?.n), items: withTags(items, await tagsOf(q, 'sourceserver', items)) };
     };
     return query.ids !== undefined && query.offset <= CHEAP_OFFSET ? this.#db.op('read', describe) : this.#db.heavy('read', describe);
   }
@@ -420,7 +496,86 @@ export class PostgresStore implements Store {
   }
 
   async deleteSource(id: string): Promise<boolean> {
-    return (await this.#run('DELETE FROM sources WHERE id = $1', id)) > 0;
+    // The source row first, then its tags: the lock order of tagResources and importSource.
+    return this.#db.op('tx', async (q) => {
+      const deleted = (await q('DELETE FROM sources WHERE id = $1', id)).rowCount ?? 0;
+      await q("DELETE FROM tags WHERE resource_type = 'sourceserver' AND resource_id = $1", id);
+      return deleted > 0;
+    });
+  }
+
+  approveSources(ids: readonly string[]): Promise<BatchOutcome> {
+    const sorted = lockOrder(ids);
+    return this.#db.op('tx', async (q): Promise<BatchOutcome> => {
+      const missing = await lockResources(q, 'sourceserver', sorted);
+      if (missing !== undefined) return { outcome: 'not-found', id: missing };
+      await q("UPDATE sources SET approval_status = 'Approved' WHERE id = ANY($1::text[]) AND approval_status = 'Pending'", sorted);
+      return { outcome: 'done' };
+    });
+  }
+
+  rejectSources(ids: readonly string[]): Promise<BatchOutcome> {
+    const sorted = lockOrder(ids);
+    return this.#db.op('tx', async (q): Promise<BatchOutcome> => {
+      const missing = await lockResources(q, 'sourceserver', sorted);
+      if (missing !== undefined) return { outcome: 'not-found', id: missing };
+      await q("DELETE FROM tags WHERE resource_type = 'sourceserver' AND resource_id = ANY($1::text[])", sorted);
+      await q('DELETE FROM sources WHERE id = ANY($1::text[])', sorted);
+      return { outcome: 'done' };
+    });
+  }
+
+  tagResources(type: TagResourceType, ids: readonly string[], tags: readonly Tag[]): Promise<BatchOutcome> {
+    const sorted = lockOrder(ids);
+    const keys = tags.map((t) => t.key);
+    // The resource rows are locked first, so concurrent tagging of one resource cannot pass the limit together.
+    return this.#db.op('tx', async (q): Promise<BatchOutcome> => {
+      const missing = await lockResources(q, type, sorted);
+      if (missing !== undefined) return { outcome: 'not-found', id: missing };
+      const kept = await q(
+        `SELECT resource_id, COUNT(*) AS n FROM tags WHERE resource_type = $1 AND resource_id = ANY($2::text[])
+         AND NOT (key = ANY($3::text[])) GROUP BY resource_id`,
+        type,
+        sorted,
+        keys,
+      );
+      const over = kept.rows.find((r) => Number(r.n) + keys.length > MAX_TAGS_PER_RESOURCE);
+      if (over) return { outcome: 'too-many-tags', id: String(over.resource_id) };
+      await q(
+        `INSERT INTO tags (resource_type, resource_id, key, value)
+         SELECT $1, r.id, t.key, t.value FROM unnest($2::text[]) AS r(id) CROSS JOIN unnest($3::text[], $4::text[]) AS t(key, value)
+         ON CONFLICT (resource_type, resource_id, key) DO UPDATE SET value = EXCLUDED.value`,
+        type,
+        sorted,
+        keys,
+        tags.map((t) => t.value),
+      );
+      return { outcome: 'done' };
+    });
+  }
+
+  untagResources(type: TagResourceType, ids: readonly string[], keys: readonly string[] | 'all'): Promise<BatchOutcome> {
+    const sorted = lockOrder(ids);
+    return this.#db.op('tx', async (q): Promise<BatchOutcome> => {
+      const missing = await lockResources(q, type, sorted);
+      if (missing !== undefined) return { outcome: 'not-found', id: missing };
+      if (keys === 'all') await q('DELETE FROM tags WHERE resource_type = $1 AND resource_id = ANY($2::text[])', type, sorted);
+      else await q('DELETE FROM tags WHERE resource_type = $1 AND resource_id = ANY($2::text[]) AND key = ANY($3::text[])', type, sorted, keys);
+      return { outcome: 'done' };
+    });
+  }
+
+  async listTagResources(query: TagQuery): Promise<TagRow[]> {
+    const w = new Where();
+    w.eq('resource_type', query.type);
+    if (query.ids) w.in('resource_id', query.ids);
+    for (const f of query.tags ?? []) w.hasTag('resource_id', query.type, f);
+    if (query.after) w.raw(`(resource_id, key) > (${w.value(query.after.resourceId)}, ${w.value(query.after.key)})`);
+    const rows = await this.#all(
+      `SELECT resource_id, key, value FROM tags ${w.sql} ORDER BY resource_id, key LIMIT ${w.value(query.limit)}`,
+      ...w.params,
+    );
+    return rows.map((r) => ({ resourceId: String(r.resource_id), key: String(r.key), value: String(r.value) }));
   }
 
   async resealSecrets(reseal: (sealed: string, recordId: string) => string): Promise<number> {

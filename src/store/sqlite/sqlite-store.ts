@@ -1,6 +1,7 @@
 import type { AccessKeyRecord } from '../../domain/access-key.ts';
-import type { AccessTokenRecord } from '../../domain/access-token.ts';
+import { type AccessTokenRecord, approvalOnCreate } from '../../domain/access-token.ts';
 import type { OwnedSource, SourceRecord } from '../../domain/source-server.ts';
+import { inheritedTags, MAX_TAGS_PER_RESOURCE, type Tag, type TagFilter, type TagResourceType } from '../../domain/tags.ts';
 import {
   accessKeyFromRow,
   accessKeyValues,
@@ -9,8 +10,10 @@ import {
   ownedSourceFromRow,
   sourceFieldValues,
   sourceFromRow,
+  withTags,
 } from '../rows.ts';
 import type {
+  BatchOutcome,
   CreateTokenOutcome,
   Heartbeat,
   IdempotencyKey,
@@ -19,6 +22,9 @@ import type {
   SourceQuery,
   Store,
   StoreObserver,
+  Tagged,
+  TagQuery,
+  TagRow,
   TokenQuery,
 } from '../store.ts';
 import { type Row, SqliteConnection } from './connection.ts';
@@ -28,12 +34,18 @@ import { SqliteReadPool } from './read-pool.ts';
 const CHEAP_OFFSET = 1_000;
 
 const INSERT_ACCESS_TOKEN = `INSERT INTO access_tokens (id, code_sealed, name, description, count, registered_count, ttl_days,
-  created_at, expires_at, disabled, ip_address_range, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+  created_at, expires_at, disabled, ip_address_range, created_by, require_approval) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 
 const INSERT_SOURCE = `INSERT INTO sources (id, key_id, key_sealed, access_token_id, machine_id, name, description, hostname,
   platform, architecture, kernel_level, agent_version, system_disk_size, data_disks, system_info, status_info, created_at,
-  first_import_at, last_import_at, first_client_ip, last_client_ip, last_heartbeat_at)
-  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, ?, ?)`;
+  first_import_at, last_import_at, first_client_ip, last_client_ip, last_heartbeat_at, approval_status)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, ?, ?, ?)`;
+
+const UPSERT_TAG = `INSERT INTO tags (resource_type, resource_id, key, value) VALUES (?, ?, ?, ?)
+  ON CONFLICT (resource_type, resource_id, key) DO UPDATE SET value = excluded.value`;
+
+/** The table holding each taggable resource type. */
+const TABLE_OF: Record<TagResourceType, string> = { sourceserver: 'sources', accesstoken: 'access_tokens' };
 
 const UPDATE_SOURCE_ON_IMPORT = `UPDATE sources SET key_sealed = ?, access_token_id = ?, name = COALESCE(?, name),
   description = COALESCE(?, description), hostname = ?, platform = ?, architecture = ?, kernel_level = ?,
@@ -50,8 +62,16 @@ function where(terms: Array<[string, ...unknown[]] | undefined>): Where {
   return { sql: used.length ? `WHERE ${used.map(([sql]) => sql).join(' AND ')}` : '', params: used.flatMap(([, ...p]) => p) };
 }
 
-const inList = (column: string, values: string[]): [string, ...unknown[]] =>
+const inList = (column: string, values: readonly string[]): [string, ...unknown[]] =>
   values.length === 0 ? ['0'] : [`${column} IN (${values.map(() => '?').join(', ')})`, ...values];
+
+/** Resources (by `column`) having this tag: an indexed lookup in tags_by_tag. */
+const hasTag = (column: string, type: TagResourceType, f: TagFilter): [string, ...unknown[]] =>
+  f.value === undefined
+    ? [`${column} IN (SELECT resource_id FROM tags WHERE resource_type = ? AND key = ?)`, type, f.key]
+    : [`${column} IN (SELECT resource_id FROM tags WHERE resource_type = ? AND key = ? AND value = ?)`, type, f.key, f.value];
+
+const placeholders = (n: number) => Array.from({ length: n }, () => '?').join(', ');
 
 function tokenWhere(q: TokenQuery): Where {
   return where([
@@ -62,6 +82,7 @@ function tokenWhere(q: TokenQuery): Where {
     q.status === 'unactivated' ? ['closed = 1 AND expires_at > ?', q.now] : undefined,
     q.status === 'activated' ? ['closed = 0 AND expires_at > ?', q.now] : undefined,
     q.status === 'disabled' ? ['closed = 1 AND disabled = 1 AND expires_at > ?', q.now] : undefined,
+    ...(q.tags ?? []).map((f) => hasTag('id', 'accesstoken', f)),
   ]);
 }
 
@@ -72,6 +93,8 @@ function sourceWhere(q: SourceQuery): Where {
     q.accessTokenId !== undefined ? ['access_token_id = ?', q.accessTokenId] : undefined,
     q.state === 'Available' ? ['last_heartbeat_at >= ?', q.onlineSince] : undefined,
     q.state === 'Unavailable' ? ['last_heartbeat_at < ?', q.onlineSince] : undefined,
+    q.approvalStatus !== undefined ? ['approval_status = ?', q.approvalStatus] : undefined,
+    ...(q.tags ?? []).map((f) => hasTag('id', 'sourceserver', f)),
   ]);
 }
 
@@ -228,12 +251,13 @@ export class SqliteStore implements Store {
     });
   }
 
-  createAccessToken(token: AccessTokenRecord, idem?: IdempotencyKey): Promise<CreateTokenOutcome> {
+  createAccessToken(token: AccessTokenRecord, idem?: IdempotencyKey, tags: readonly Tag[] = []): Promise<CreateTokenOutcome> {
     if (!idem) {
       return this.#db.write((): CreateTokenOutcome => {
         this.#db.run(INSERT_ACCESS_TOKEN, ...accessTokenValues(token));
+        for (const t of tags) this.#db.run(UPSERT_TAG, 'accesstoken', token.id, t.key, t.value);
         return { outcome: 'created', token };
-      }, true);
+      }, tags.length === 0);
     }
     return this.#db.write((): CreateTokenOutcome => {
       const prior = this.#db.get(
@@ -256,6 +280,7 @@ export class SqliteStore implements Store {
         idem.expiresAt,
       );
       this.#db.run(INSERT_ACCESS_TOKEN, ...accessTokenValues(token));
+      for (const t of tags) this.#db.run(UPSERT_TAG, 'accesstoken', token.id, t.key, t.value);
       return { outcome: 'created', token };
     });
   }
@@ -265,7 +290,7 @@ export class SqliteStore implements Store {
     return row && accessTokenFromRow(row);
   }
 
-  async listAccessTokens(q: TokenQuery): Promise<{ total: number; items: AccessTokenRecord[] }> {
+  async listAccessTokens(q: TokenQuery): Promise<{ total: number; items: Tagged<AccessTokenRecord>[] }> {
     const w = tokenWhere(q);
     const count =
       w.sql === ''
@@ -286,7 +311,8 @@ export class SqliteStore implements Store {
     // event loop; a filter's count grows with its matches, so the read worker runs it.
     const cheap = (w.sql === '' || (q.ids !== undefined && q.name === undefined && q.status === undefined)) && q.offset <= CHEAP_OFFSET;
     const [counted, rows] = await this.#read(cheap, [count, page]);
-    return { total: Number(counted?.[0]?.n), items: (rows ?? []).map(accessTokenFromRow) };
+    const items = (rows ?? []).map(accessTokenFromRow);
+    return { total: Number(counted?.[0]?.n), items: withTags(items, this.#tagsOf('accesstoken', items)) };
   }
 
   disableAccessToken(id: string): Promise<boolean> {
@@ -296,6 +322,7 @@ export class SqliteStore implements Store {
   deleteAccessToken(id: string): Promise<boolean> {
     return this.#db.write(() => {
       this.#db.run('DELETE FROM token_uses WHERE access_token_id = ?', id);
+      this.#db.run("DELETE FROM tags WHERE resource_type = 'accesstoken' AND resource_id = ?", id);
       return this.#db.run('DELETE FROM access_tokens WHERE id = ?', id) > 0;
     });
   }
@@ -306,7 +333,8 @@ export class SqliteStore implements Store {
     return this.#db.write((): ImportOutcome => {
       const row = this.#db.get('SELECT * FROM access_tokens WHERE id = ?', req.tokenId);
       if (!row) return { outcome: 'refused', reason: 'token-gone' };
-      const refusal = req.refusal(accessTokenFromRow(row));
+      const token = accessTokenFromRow(row);
+      const refusal = req.refusal(token);
       if (refusal) return { outcome: 'refused', reason: refusal };
       const existing = this.#db.get('SELECT id, key_id, key_sealed FROM sources WHERE machine_id = ?', req.machineId);
       if (existing && !req.ownsSource(ownedSourceFromRow(existing))) {
@@ -333,6 +361,7 @@ export class SqliteStore implements Store {
           req.now,
           existing.id,
         );
+        if (!used) this.#inheritTags(req.tokenId, String(existing.id), false);
         return { outcome: 'imported', sourceId: String(existing.id), keyId, usedSlot: !used, created: false };
       }
       this.#db.run(
@@ -349,9 +378,38 @@ export class SqliteStore implements Store {
         req.clientIp, // first_client_ip
         req.clientIp, // last_client_ip
         req.now, // last_heartbeat_at
+        approvalOnCreate(token),
       );
+      this.#inheritTags(req.tokenId, req.newSourceId, true);
       return { outcome: 'imported', sourceId: req.newSourceId, keyId: req.newKeyId, usedSlot: !used, created: true };
     });
+  }
+
+  /** Inside an import's write: the code's tags onto the source (API.md 5.3). */
+  #inheritTags(tokenId: string, sourceId: string, created: boolean): void {
+    const codeTags = this.#db
+      .all("SELECT key, value FROM tags WHERE resource_type = 'accesstoken' AND resource_id = ?", tokenId)
+      .map((r) => ({ key: String(r.key), value: String(r.value) }));
+    if (codeTags.length === 0) return;
+    const have = created
+      ? []
+      : this.#db.all("SELECT key FROM tags WHERE resource_type = 'sourceserver' AND resource_id = ?", sourceId).map((r) => String(r.key));
+    for (const t of inheritedTags(codeTags, have)) this.#db.run(UPSERT_TAG, 'sourceserver', sourceId, t.key, t.value);
+  }
+
+  /** The tag rows of a page's resources: primary-key lookups, at most a page's worth. */
+  #tagsOf(type: TagResourceType, items: ReadonlyArray<{ id: string }>): Row[] {
+    if (items.length === 0) return [];
+    return this.#db.all(
+      `SELECT resource_id, key, value FROM tags WHERE resource_type = ? AND resource_id IN (${placeholders(items.length)})`,
+      type,
+      ...items.map((i) => i.id),
+    );
+  }
+
+  /** Inside a write: the first of `ids` that is not a resource of this type. */
+  #firstMissing(type: TagResourceType, ids: readonly string[]): string | undefined {
+    return ids.find((id) => !this.#db.get(`SELECT 1 AS found FROM ${TABLE_OF[type]} WHERE id = ?`, id));
   }
 
   async getSource(id: string): Promise<SourceRecord | undefined> {
@@ -391,7 +449,7 @@ export class SqliteStore implements Store {
     });
   }
 
-  async describeSources(q: SourceQuery): Promise<{ total: number; items: SourceRecord[] }> {
+  async describeSources(q: SourceQuery): Promise<{ total: number; items: Tagged<SourceRecord>[] }> {
     const w = sourceWhere(q);
     const count =
       w.sql === ''
@@ -402,7 +460,8 @@ export class SqliteStore implements Store {
       (w.sql === '' || (q.ids !== undefined && q.name === undefined && q.accessTokenId === undefined && q.state === undefined)) &&
       q.offset <= CHEAP_OFFSET;
     const [counted, rows] = await this.#read(cheap, [count, page]);
-    return { total: Number(counted?.[0]?.n), items: (rows ?? []).map(sourceFromRow) };
+    const items = (rows ?? []).map(sourceFromRow);
+    return { total: Number(counted?.[0]?.n), items: withTags(items, this.#tagsOf('sourceserver', items)) };
   }
 
   /** Statements whose cost grows with the data go to the read worker; cheap ones (or an in-memory database's) run here. */
@@ -425,7 +484,77 @@ export class SqliteStore implements Store {
   }
 
   deleteSource(id: string): Promise<boolean> {
-    return this.#db.write(() => this.#db.run('DELETE FROM sources WHERE id = ?', id) > 0, true);
+    return this.#db.write(() => {
+      this.#db.run("DELETE FROM tags WHERE resource_type = 'sourceserver' AND resource_id = ?", id);
+      return this.#db.run('DELETE FROM sources WHERE id = ?', id) > 0;
+    });
+  }
+
+  approveSources(ids: readonly string[]): Promise<BatchOutcome> {
+    return this.#db.write((): BatchOutcome => {
+      const missing = this.#firstMissing('sourceserver', ids);
+      if (missing !== undefined) return { outcome: 'not-found', id: missing };
+      this.#db.run(`UPDATE sources SET approval_status = 'Approved' WHERE approval_status = 'Pending' AND ${inList('id', ids)[0]}`, ...ids);
+      return { outcome: 'done' };
+    });
+  }
+
+  rejectSources(ids: readonly string[]): Promise<BatchOutcome> {
+    return this.#db.write((): BatchOutcome => {
+      const missing = this.#firstMissing('sourceserver', ids);
+      if (missing !== undefined) return { outcome: 'not-found', id: missing };
+      this.#db.run(`DELETE FROM tags WHERE resource_type = 'sourceserver' AND ${inList('resource_id', ids)[0]}`, ...ids);
+      this.#db.run(`DELETE FROM sources WHERE ${inList('id', ids)[0]}`, ...ids);
+      return { outcome: 'done' };
+    });
+  }
+
+  tagResources(type: TagResourceType, ids: readonly string[], tags: readonly Tag[]): Promise<BatchOutcome> {
+    const keys = tags.map((t) => t.key);
+    return this.#db.write((): BatchOutcome => {
+      const missing = this.#firstMissing(type, ids);
+      if (missing !== undefined) return { outcome: 'not-found', id: missing };
+      // Checked before writing: the tags a resource keeps (other keys) plus the ones set.
+      for (const id of ids) {
+        const kept = Number(
+          this.#db.get(
+            `SELECT COUNT(*) AS n FROM tags WHERE resource_type = ? AND resource_id = ? AND key NOT IN (${placeholders(keys.length)})`,
+            type,
+            id,
+            ...keys,
+          )?.n,
+        );
+        if (kept + keys.length > MAX_TAGS_PER_RESOURCE) return { outcome: 'too-many-tags', id };
+      }
+      for (const id of ids) for (const t of tags) this.#db.run(UPSERT_TAG, type, id, t.key, t.value);
+      return { outcome: 'done' };
+    });
+  }
+
+  untagResources(type: TagResourceType, ids: readonly string[], keys: readonly string[] | 'all'): Promise<BatchOutcome> {
+    return this.#db.write((): BatchOutcome => {
+      const missing = this.#firstMissing(type, ids);
+      if (missing !== undefined) return { outcome: 'not-found', id: missing };
+      const [idSql] = inList('resource_id', ids);
+      if (keys === 'all') this.#db.run(`DELETE FROM tags WHERE resource_type = ? AND ${idSql}`, type, ...ids);
+      else this.#db.run(`DELETE FROM tags WHERE resource_type = ? AND ${idSql} AND ${inList('key', keys)[0]}`, type, ...ids, ...keys);
+      return { outcome: 'done' };
+    });
+  }
+
+  async listTagResources(q: TagQuery): Promise<TagRow[]> {
+    const w = where([
+      ['resource_type = ?', q.type],
+      q.ids ? inList('resource_id', q.ids) : undefined,
+      ...(q.tags ?? []).map((f) => hasTag('resource_id', q.type, f)),
+      q.after ? ['(resource_id, key) > (?, ?)', q.after.resourceId, q.after.key] : undefined,
+    ]);
+    // Walks the primary key in order; a tag filter is an indexed lookup per resource, so that
+    // query goes to the read worker when there is one.
+    const [rows] = await this.#read(q.tags === undefined, [
+      { sql: `SELECT resource_id, key, value FROM tags ${w.sql} ORDER BY resource_id, key LIMIT ?`, params: [...w.params, q.limit] },
+    ]);
+    return (rows ?? []).map((r) => ({ resourceId: String(r.resource_id), key: String(r.key), value: String(r.value) }));
   }
 
   resealSecrets(reseal: (sealed: string, recordId: string) => string): Promise<number> {
