@@ -47,6 +47,31 @@ export interface IdempotencyKey {
   expiresAt: number;
 }
 
+/**
+ * A request's nonce handed to its own write (createAccessToken, importSource) instead of
+ * being recorded first with useNonce: the store records it in the same statement or
+ * transaction as the write, so the request costs one commit (PostgreSQL: one round trip for
+ * a create). A live nonce makes the write throw NonceUsedError and change nothing. The
+ * store sets `written` once the nonce is part of the write's transaction, whatever the
+ * outcome (a refused import or a ClientToken mismatch still uses its nonce); a write that
+ * throws before leaves it unset, and the caller then records the nonce with useNonce.
+ */
+export interface NonceUse {
+  keyId: string;
+  nonce: string;
+  now: number;
+  expiresAt: number;
+  written?: boolean;
+}
+
+/** Thrown by a write whose NonceUse was seen before (and has not expired): nothing changed. */
+export class NonceUsedError extends Error {
+  override name = 'NonceUsedError';
+  constructor() {
+    super('the signature nonce was used before');
+  }
+}
+
 export type CreateTokenOutcome =
   | { outcome: 'created'; token: AccessTokenRecord }
   | { outcome: 'replayed'; tokenId: string }
@@ -70,6 +95,8 @@ export interface ImportRequest {
   newKeyId: string;
   /** Seals the new source key secret for the key id the source ends up with. */
   sealKey: (keyId: string) => string;
+  /** Recorded in the import's own transaction when given (see NonceUse). */
+  nonce?: NonceUse;
 }
 
 export type ImportOutcome =
@@ -123,7 +150,8 @@ export interface Store {
   /** Forgets expired nonces and idempotency keys. */
   purgeExpired(now: number): Promise<void>;
 
-  createAccessToken(token: AccessTokenRecord, idempotency?: IdempotencyKey): Promise<CreateTokenOutcome>;
+  /** With `nonce`, records it in the same commit (see NonceUse). */
+  createAccessToken(token: AccessTokenRecord, idempotency?: IdempotencyKey, nonce?: NonceUse): Promise<CreateTokenOutcome>;
   getAccessToken(id: string): Promise<AccessTokenRecord | undefined>;
   listAccessTokens(query: TokenQuery): Promise<{ total: number; items: AccessTokenRecord[] }>;
   disableAccessToken(id: string): Promise<boolean>;

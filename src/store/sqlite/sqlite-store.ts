@@ -16,11 +16,13 @@ import type {
   IdempotencyKey,
   ImportOutcome,
   ImportRequest,
+  NonceUse,
   SourceQuery,
   Store,
   StoreObserver,
   TokenQuery,
 } from '../store.ts';
+import { NonceUsedError } from '../store.ts';
 import { type Row, SqliteConnection } from './connection.ts';
 import { SqliteReadPool } from './read-pool.ts';
 
@@ -170,6 +172,10 @@ export class SqliteStore implements Store {
    * caller awaits settled() before it answers.
    */
   async useNonce(keyId: string, nonce: string, now: number, expiresAt: number): Promise<boolean> {
+    return this.#claimNonce(keyId, nonce, now, expiresAt);
+  }
+
+  #claimNonce(keyId: string, nonce: string, now: number, expiresAt: number): boolean {
     // One statement: a live row refuses; an expired row for the same nonce is taken over, not a replay.
     const { value } = this.#db.execute(
       () =>
@@ -193,7 +199,22 @@ export class SqliteStore implements Store {
     });
   }
 
-  createAccessToken(token: AccessTokenRecord, idem?: IdempotencyKey): Promise<CreateTokenOutcome> {
+  /**
+   * A write's NonceUse: recorded in the open transaction just before the write, as useNonce
+   * does, so both commit together; a failing write does not take it back (as with useNonce).
+   */
+  #nonceBefore(use: NonceUse | undefined): void {
+    if (!use) return;
+    if (!this.#claimNonce(use.keyId, use.nonce, use.now, use.expiresAt)) throw new NonceUsedError();
+    use.written = true;
+  }
+
+  createAccessToken(token: AccessTokenRecord, idem?: IdempotencyKey, nonce?: NonceUse): Promise<CreateTokenOutcome> {
+    try {
+      this.#nonceBefore(nonce);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     if (!idem) {
       return this.#db.write((): CreateTokenOutcome => {
         this.#db.run(INSERT_ACCESS_TOKEN, ...accessTokenValues(token));
@@ -266,6 +287,11 @@ export class SqliteStore implements Store {
   }
 
   importSource(req: ImportRequest): Promise<ImportOutcome> {
+    try {
+      this.#nonceBefore(req.nonce);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     // Runs inside the group-commit transaction, which holds SQLite's write lock:
     // no other writer, in this process or another, interleaves.
     return this.#db.write((): ImportOutcome => {
