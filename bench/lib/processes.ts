@@ -95,6 +95,8 @@ export interface SmcdOptions {
   poolSize?: number;
   /** Extra node flags for the smcd process, e.g. --cpu-prof. */
   nodeFlags?: string[];
+  /** smcd --workers (default 1). */
+  workers?: number;
 }
 
 export async function startSmcd(o: SmcdOptions): Promise<ChildServer> {
@@ -102,6 +104,7 @@ export async function startSmcd(o: SmcdOptions): Promise<ChildServer> {
   const args = [...(o.nodeFlags ?? []), SMCD_BIN, 'serve', '--host', '127.0.0.1', '--port', String(port), '--data-dir', o.dataDir];
   if (o.database) args.push('--database', o.database);
   if (o.poolSize) args.push('--db-pool-size', String(o.poolSize));
+  if (o.workers && o.workers > 1) args.push('--workers', String(o.workers));
   const env = cleanEnv({
     SMCD_LOG_LEVEL: o.logLevel,
     SMCD_MASTER_KEY: BENCH_MASTER_KEY,
@@ -118,11 +121,38 @@ export async function startBaseline(logPath: string): Promise<ChildServer> {
   return startChild(['--import', 'tsx', BASELINE, new URL(url).port], cleanEnv({}), logPath, url, url);
 }
 
-/** Current and peak resident set size of a process, in MiB, from /proc/<pid>/status. */
+/** The process and its children (smcd --workers: the primary and its workers). */
+function processTree(pid: number): number[] {
+  let children: number[] = [];
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    /* no children file: the process alone */
+  }
+  return [pid, ...children];
+}
+
+/**
+ * Current and peak resident set size of a process and its children, in MiB, from
+ * /proc/<pid>/status (for smcd --workers the sum over the primary and every worker; their
+ * peaks, summed, may not have been at the same moment).
+ */
 export function readMemory(pid: number): { rssMb: number; hwmMb: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN);
-  return { rssMb: kb('VmRSS') / 1024, hwmMb: kb('VmHWM') / 1024 };
+  let rss = 0;
+  let hwm = 0;
+  for (const p of processTree(pid)) {
+    let status: string;
+    try {
+      status = readFileSync(`/proc/${p}/status`, 'utf8');
+    } catch (err) {
+      if (p === pid) throw err;
+      continue; // a worker that just exited
+    }
+    const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN);
+    rss += kb('VmRSS');
+    hwm += kb('VmHWM');
+  }
+  return { rssMb: rss / 1024, hwmMb: hwm / 1024 };
 }
 
 /** Samples RSS at an interval; peak is the larger of the highest sample and VmHWM. */
