@@ -11,7 +11,7 @@ import { type LoadResult, type Offer, runLoad } from './lib/load.ts';
 import { type BenchDatabase, createBenchDatabase, type PgbenchResult, postgresUnavailable, runPgbench } from './lib/postgres.ts';
 import { type Call, httpText, presign, type RequestPool, signedCall } from './lib/presign.ts';
 import { type ProbeResult, runProbe } from './lib/probe-latency.ts';
-import { BENCH_ROOT, type ChildServer, RssSampler, startBaseline, startSmcd } from './lib/processes.ts';
+import { BENCH_ROOT, type ChildServer, cpuSeconds, RssSampler, startBaseline, startSmcd } from './lib/processes.ts';
 import { mainThreadProfile, summariseProfile } from './lib/profile.ts';
 import { SCENARIOS, type ScenarioName, SEED, workload } from './lib/scenarios.ts';
 import { seedPostgres, seedSqlite } from './lib/seed.ts';
@@ -122,6 +122,8 @@ interface ScenarioResult {
   baseline: LoadResult;
   smcd: LoadResult;
   ratio: number;
+  /** smcd's CPU time (user + system, every process and thread) per answered request of the measured run. */
+  cpuUsPerRequest: number;
   rss: { peakMb: number; hwmMb: number };
   half?: HalfRate;
   /** list-filtered: a plain ListAccessTokens every 50 ms, alone and while the filtered lists run. */
@@ -223,7 +225,9 @@ async function runScenario(run: number, scenario: ScenarioName, store: StoreKind
     }
     const rss = new RssSampler(server.pid).start();
     const probing = plain ? runProbe(probeSpec()) : undefined;
+    const cpuBefore = cpuSeconds(server.pid);
     const smcd = await load(smcdUrl, requests, durationS);
+    const cpuUs = ((cpuSeconds(server.pid) - cpuBefore) * 1e6) / Math.max(1, smcd.rps * durationS);
     const mem = rss.stop();
     if (plain && probing) {
       plain.loaded = await probing;
@@ -235,7 +239,7 @@ async function runScenario(run: number, scenario: ScenarioName, store: StoreKind
     }
     const ratio = smcd.rps / baseline.result.rps;
     log(describeLoad(`smcd ${scenario}`, smcd));
-    log(`  ratio to baseline ${fmt(ratio, 2)}   peak RSS ${fmt(mem.hwmMb, 1)} MB (VmHWM)`);
+    log(`  ratio to baseline ${fmt(ratio, 2)}   peak RSS ${fmt(mem.hwmMb, 1)} MB (VmHWM)   smcd CPU ${fmt(cpuUs)} µs per request`);
 
     let half: HalfRate | undefined;
     const halfRss = new RssSampler(server.pid).start();
@@ -268,6 +272,7 @@ async function runScenario(run: number, scenario: ScenarioName, store: StoreKind
       baseline: baseline.result,
       smcd,
       ratio,
+      cpuUsPerRequest: cpuUs,
       rss: { peakMb: Math.max(mem.peakMb, after.peakMb), hwmMb: after.hwmMb },
       half,
       plain,
@@ -342,7 +347,9 @@ function summary(): string {
   const lines = ['', '== summary: ratios against the targets of issue 14 =='];
   const target: Record<string, number> = { create: 0.3, import: 0.2, heartbeat: 0.4 };
   const row = (target: string, value: string, goal: string, ok: boolean | undefined) =>
-    lines.push(`  ${target.padEnd(56)} ${value.padStart(22)}   target ${goal.padEnd(8)} ${ok === undefined ? '' : ok ? 'met' : 'MISSED'}`);
+    lines.push(
+      `  ${target.padEnd(56)} ${value.padStart(22)}   ${goal ? `target ${goal.padEnd(8)}` : ''} ${ok === undefined ? '' : ok ? 'met' : 'MISSED'}`.trimEnd(),
+    );
   const by = (scenario: ScenarioName, store: StoreKind) => results.filter((r) => r.scenario === scenario && r.store === store);
   const w = (r: ScenarioResult) => (r.workers > 1 ? `, ${r.workers} workers` : '');
   for (const r of results.filter((x) => x.scenario === 'create' || x.scenario === 'import' || x.scenario === 'heartbeat')) {
@@ -352,6 +359,7 @@ function summary(): string {
       `≥ ${target[r.scenario]}`,
       r.store === 'sqlite' ? r.ratio >= (target[r.scenario] ?? 0) : undefined,
     );
+    row(`  smcd CPU per request (all its processes)`, `${fmt(r.cpuUsPerRequest)} µs`, '', undefined);
     if (r.half) {
       row(`${r.scenario} ${r.store} p99 at ${fmt(r.half.rate)}/s, paced (run ${r.run})`, ms(r.half.paced.p99), '< 5 ms', r.half.paced.p99 < 5);
       row(`  (floor: baseline node:http p99 at the same paced rate)`, ms(r.half.baselinePaced.p99), '', undefined);

@@ -3,7 +3,7 @@ import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { readRootCredentials } from '../src/bootstrap.ts';
 import { createTestDatabase, postgresSkipReason, type TestDatabase } from './helpers/postgres.ts';
-import { SMCD_BIN, type ServerProcess, startServerProcess } from './helpers/process-server.ts';
+import { type ServerProcess, SMCD_BIN, startServerProcess } from './helpers/process-server.ts';
 import { runProcess } from './helpers/run-process.ts';
 import { tempDir } from './helpers/server.ts';
 import { type Creds, callV1 } from './helpers/sign.ts';
@@ -87,7 +87,11 @@ describe('smcd serve --workers 2 on PostgreSQL', { skip: await postgresSkipReaso
   it('SIGHUP reaches every worker', async () => {
     server.child.kill('SIGHUP');
     const pids = await waitFor('both workers to handle SIGHUP', () => {
-      const seen = new Set(logLines(server).filter((l) => /^SIGHUP: nothing to reload/.test(l.msg)).map((l) => l.pid as number));
+      const seen = new Set(
+        logLines(server)
+          .filter((l) => /^SIGHUP: nothing to reload/.test(l.msg))
+          .map((l) => l.pid as number),
+      );
       return seen.size === 2 ? seen : undefined;
     });
     assert.deepEqual([...pids].sort(), [...workers].sort());
@@ -132,7 +136,10 @@ describe('smcd serve --workers: a usage error for a bad count, or with SQLite', 
   }
 
   it('--workers 2 with SQLite: exit 2 and one line saying PostgreSQL is needed', async () => {
-    for (const args of [['--workers', '2'], ['--workers', '2', '--database', `sqlite:${dir}/other.db`]]) {
+    for (const args of [
+      ['--workers', '2'],
+      ['--workers', '2', '--database', `sqlite:${dir}/other.db`],
+    ]) {
       const run = await serve(args);
       assert.equal(run.code, 2, run.stdout + run.stderr);
       assert.match(run.stderr, /--workers above 1 needs PostgreSQL/);

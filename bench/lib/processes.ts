@@ -133,6 +133,26 @@ function processTree(pid: number): number[] {
 }
 
 /**
+ * CPU seconds (user + system) used so far by a process and its children (smcd --workers:
+ * the primary and every worker; threads included), from /proc/<pid>/stat.
+ */
+export function cpuSeconds(pid: number): number {
+  const ticks = 100; // USER_HZ: 100 on Linux
+  let total = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      // The fields after the command name (which may hold spaces), from the closing parenthesis.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      total += (Number(fields[11]) + Number(fields[12])) / ticks; // utime, stime
+    } catch {
+      /* exited */
+    }
+  }
+  return total;
+}
+
+/**
  * Current and peak resident set size of a process and its children, in MiB, from
  * /proc/<pid>/status (for smcd --workers the sum over the primary and every worker; their
  * peaks, summed, may not have been at the same moment).

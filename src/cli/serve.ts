@@ -128,7 +128,9 @@ function settingsFrom(values: Record<string, unknown>): ServeSettings {
   // Measured (bench/README.md): several processes on one SQLite file take turns on its write
   // lock, each blocking its event loop while it waits: no more throughput, a far worse p99.
   if (workers > 1 && !/^postgres(ql)?:\/\//.test(databaseUrl(values)))
-    throw new UsageError('--workers above 1 needs PostgreSQL (--database postgres://...): SQLite has one writer at a time, so more processes would only wait on each other');
+    throw new UsageError(
+      '--workers above 1 needs PostgreSQL (--database postgres://...): SQLite has one writer at a time, so more processes would only wait on each other',
+    );
   return {
     port: intOption(values, 'port', 0, 65535),
     heartbeatRateSeconds: intOption(values, 'heartbeat-rate', 1, 86_400),

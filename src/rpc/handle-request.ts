@@ -73,6 +73,12 @@ export function createRpcHandler(deps: RpcDependencies) {
     return errors.internal();
   }
 
+  /** Records a nonce its action's write did not (once only); false when it was used before. */
+  function recordNonce(use: NonceUse): Promise<boolean> {
+    use.written = true;
+    return store.useNonce(use.keyId, use.nonce, use.now, use.expiresAt);
+  }
+
   function send(
     res: ServerResponse,
     status: number,
@@ -170,9 +176,7 @@ export function createRpcHandler(deps: RpcDependencies) {
         nonce: pending,
       };
       const result = await action.dispatch(ctx, params);
-      if (pending && !pending.written && !(await store.useNonce(pending.keyId, pending.nonce, pending.now, pending.expiresAt))) {
-        throw errors.nonceUsed();
-      }
+      if (pending && !pending.written && !(await recordNonce(pending))) throw errors.nonceUsed();
       // Nothing is answered before what it rests on (its nonce, what it read) is on disk. API.md
       // 5.1 would let reads and heartbeats answer earlier; measured under load, waiting for the
       // group commit serves more of them (answers, reads and commits batch together).
@@ -186,10 +190,7 @@ export function createRpcHandler(deps: RpcDependencies) {
         // Refused before its write recorded the nonce (permission, parameters, a failed
         // write): the nonce is used all the same, and a replay is answered as one, as the
         // contract's order of checks puts the nonce before permission and parameters.
-        if (pending && !pending.written && !(err instanceof NonceUsedError)) {
-          pending.written = true;
-          if (!(await store.useNonce(pending.keyId, pending.nonce, pending.now, pending.expiresAt))) apiError = errors.nonceUsed();
-        }
+        if (pending && !pending.written && !(err instanceof NonceUsedError) && !(await recordNonce(pending))) apiError = errors.nonceUsed();
         await store.settled();
       } catch (commitError) {
         apiError = toApiError(commitError, requestId);

@@ -97,6 +97,15 @@ const TOKEN_USED = prepared('token_used', 'SELECT 1 AS used FROM token_uses WHER
 const USE_SLOT = prepared('use_slot', 'UPDATE access_tokens SET registered_count = registered_count + 1 WHERE id = $1 AND registered_count < count');
 const INSERT_TOKEN_USE = prepared('insert_token_use', 'INSERT INTO token_uses (access_token_id, machine_id, used_at) VALUES ($1, $2, $3)');
 
+/** A batch of heartbeats in one statement: arrays of the values, joined to the rows by id. */
+const RECORD_HEARTBEATS = prepared(
+  'record_heartbeats',
+  `UPDATE sources AS s SET last_heartbeat_at = GREATEST(s.last_heartbeat_at, b.at),
+     system_info = COALESCE(b.system_info, s.system_info), status_info = COALESCE(b.status_info, s.status_info)
+   FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[]) AS b(id, at, system_info, status_info)
+   WHERE s.id = b.id`,
+);
+
 const INSERT_SOURCE = prepared(
   'insert_source',
   `INSERT INTO sources (id, key_id, key_sealed, access_token_id, machine_id, name, description, hostname,
@@ -457,12 +466,8 @@ export class PostgresStore implements Store {
 
   async recordHeartbeats(beats: readonly Heartbeat[]): Promise<number> {
     if (beats.length === 0) return 0;
-    // One statement for the whole batch: arrays of the values, joined to the rows by id.
     return this.#run(
-      `UPDATE sources AS s SET last_heartbeat_at = GREATEST(s.last_heartbeat_at, b.at),
-         system_info = COALESCE(b.system_info, s.system_info), status_info = COALESCE(b.status_info, s.status_info)
-       FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[]) AS b(id, at, system_info, status_info)
-       WHERE s.id = b.id`,
+      RECORD_HEARTBEATS,
       beats.map((b) => b.sourceId),
       beats.map((b) => b.at),
       beats.map((b) => b.systemInfo ?? null),
