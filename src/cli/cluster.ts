@@ -47,8 +47,9 @@ export function runPrimary(opts: PrimaryStart): Promise<number> {
   let announced = false;
   let exitCode = 0;
 
-  /** Forked and not yet exited. */
+  /** Forked and not yet exited, with when each was forked. */
   const alive = new Set<Worker>();
+  const forkedAt = new Map<Worker, number>();
   const pids = () => [...alive].map((w) => w.process.pid);
 
   return new Promise<number>((resolve) => {
@@ -61,6 +62,7 @@ export function runPrimary(opts: PrimaryStart): Promise<number> {
     const fork = () => {
       const w = cluster.fork();
       alive.add(w);
+      forkedAt.set(w, Date.now());
       w.on('message', (msg: MetricsAsk) => {
         if (msg?.smcd !== 'metrics?') return;
         const reply = (answer: Omit<MetricsAnswer, 'smcd' | 'id'>) => {
@@ -89,6 +91,8 @@ export function runPrimary(opts: PrimaryStart): Promise<number> {
     });
     cluster.on('exit', (w, code, signal) => {
       alive.delete(w);
+      const lived = Date.now() - (forkedAt.get(w) ?? 0);
+      forkedAt.delete(w);
       const started = listening.delete(w.id);
       if (stopping) {
         finishIfDone();
@@ -114,7 +118,13 @@ export function runPrimary(opts: PrimaryStart): Promise<number> {
         { worker: w.id, pid: w.process.pid, code, signal },
         `worker ${w.id} (pid ${w.process.pid}) died (${signal ?? `code ${code}`}); starting another`,
       );
-      fork();
+      // One that keeps dying soon after its start is not restarted in a tight loop.
+      setTimeout(
+        () => {
+          if (!stopping) fork();
+        },
+        lived < 5_000 ? 1_000 : 0,
+      );
     });
 
     opts.onSignal((signal) => {
@@ -130,11 +140,12 @@ export function runPrimary(opts: PrimaryStart): Promise<number> {
       finishIfDone();
     });
 
-    for (let i = 0; i < workers; i++) fork();
+    // Told to stop during the first start: nothing to fork.
     if (opts.requested === 'SIGTERM' || opts.requested === 'SIGINT') {
-      stopping = true;
-      stopAll('SIGTERM');
+      resolve(0);
+      return;
     }
+    for (let i = 0; i < workers; i++) fork();
   });
 }
 
