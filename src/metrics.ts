@@ -35,6 +35,8 @@ export function createMetrics(build: BuildInfo, countState?: () => Promise<State
     help: 'Always 1; labels: smcd version, Node.js version and store kind.',
     labelNames: ['version', 'node', 'store'] as const,
     registers: [registry],
+    // Summed over --workers by prom-client's AggregatorRegistry: these are per node, not per worker.
+    aggregator: 'first',
   }).set({ version: build.version, node: build.node, store: build.store }, 1);
   let cached: { at: number; counts: Promise<StateCounts> } | undefined;
   const counts = (): Promise<StateCounts> | undefined => {
@@ -53,6 +55,7 @@ export function createMetrics(build: BuildInfo, countState?: () => Promise<State
     help: 'Activation codes by status (activated, unactivated, expired), counted at most every 15 s.',
     labelNames: ['status'] as const,
     registers: [registry],
+    aggregator: 'max',
     async collect() {
       const c = await counts()?.catch(() => undefined);
       if (c) for (const [status, n] of Object.entries(c.codes)) this.set({ status }, n);
@@ -63,6 +66,7 @@ export function createMetrics(build: BuildInfo, countState?: () => Promise<State
     help: 'Source servers by state (Available, Unavailable), counted at most every 15 s.',
     labelNames: ['state'] as const,
     registers: [registry],
+    aggregator: 'max',
     async collect() {
       const c = await counts()?.catch(() => undefined);
       if (c) for (const [state, n] of Object.entries(c.sources)) this.set({ state }, n);

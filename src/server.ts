@@ -4,6 +4,7 @@ import type { AddressInfo, BlockList, Socket } from 'node:net';
 import { isIP } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import type { ServiceSettings, Services } from './actions/define.ts';
 import { HeartbeatBuffer } from './actions/heartbeat-buffer.ts';
 import { bindActions } from './actions/index.ts';
@@ -53,6 +54,11 @@ export interface ServerOptions {
   consoleDir?: string;
   /** Serve HTTPS with this certificate and key instead of HTTP. */
   tls?: TlsPair;
+  /**
+   * What /metrics answers, given this server's own registry; default that registry. A
+   * `--workers` worker answers with the sum over every worker (src/cli/cluster.ts).
+   */
+  metricsFrom?: (own: Registry) => () => Promise<string>;
 }
 
 const CONSOLE_DIR = fileURLToPath(new URL('../console/', import.meta.url));
@@ -129,11 +135,13 @@ export class SmcdServer {
   #address?: string;
   #purgeTimer?: NodeJS.Timeout;
   #ready = true;
+  readonly #metricsText: () => Promise<string>;
 
   constructor(readonly options: ServerOptions) {
     const metrics = createMetrics({ version: packageVersion(), node: process.version, store: storeKind(options.store.description) }, () =>
       countState(options.store, options.clock(), options.settings.heartbeatRateSeconds),
     );
+    this.#metricsText = options.metricsFrom?.(metrics.registry) ?? (() => metrics.registry.metrics());
     // Flushed several times per heartbeat period: the stored time lags by at most a third of it.
     const flushMs = Math.min(2_000, Math.max(100, (options.settings.heartbeatRateSeconds * 1000) / 3));
     const heartbeats = new HeartbeatBuffer(options.store, options.log, flushMs);
@@ -263,7 +271,7 @@ export class SmcdServer {
     if (path === '/readyz') return this.#readiness(res);
     if (path === '/metrics') {
       const { registry } = this.services.metrics;
-      const text = await registry.metrics();
+      const text = await this.#metricsText();
       return void res.writeHead(200, { 'content-type': registry.contentType }).end(text);
     }
     if (path === '/console') return void res.writeHead(301, { location: '/console/' }).end();

@@ -97,6 +97,8 @@ export interface SmcdOptions {
   nodeFlags?: string[];
   /** Extra `smcd serve` arguments, e.g. --heartbeat-rate 30. */
   extraArgs?: string[];
+  /** smcd --workers (default 1). */
+  workers?: number;
 }
 
 export async function startSmcd(o: SmcdOptions): Promise<ChildServer> {
@@ -104,6 +106,7 @@ export async function startSmcd(o: SmcdOptions): Promise<ChildServer> {
   const args = [...(o.nodeFlags ?? []), SMCD_BIN, 'serve', '--host', '127.0.0.1', '--port', String(port), '--data-dir', o.dataDir];
   if (o.database) args.push('--database', o.database);
   if (o.poolSize) args.push('--db-pool-size', String(o.poolSize));
+  if (o.workers && o.workers > 1) args.push('--workers', String(o.workers));
   args.push(...(o.extraArgs ?? []));
   const env = cleanEnv({
     SMCD_LOG_LEVEL: o.logLevel,
@@ -121,11 +124,58 @@ export async function startBaseline(logPath: string): Promise<ChildServer> {
   return startChild(['--import', 'tsx', BASELINE, new URL(url).port], cleanEnv({}), logPath, url, url);
 }
 
-/** Current and peak resident set size of a process, in MiB, from /proc/<pid>/status. */
+/** The process and its children (smcd --workers: the primary and its workers). */
+function processTree(pid: number): number[] {
+  let children: number[] = [];
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    /* no children file: the process alone */
+  }
+  return [pid, ...children];
+}
+
+/**
+ * CPU seconds (user + system) used so far by a process and its children (smcd --workers:
+ * the primary and every worker; threads included), from /proc/<pid>/stat.
+ */
+export function cpuSeconds(pid: number): number {
+  const ticks = 100; // USER_HZ: 100 on Linux
+  let total = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      // The fields after the command name (which may hold spaces), from the closing parenthesis.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      total += (Number(fields[11]) + Number(fields[12])) / ticks; // utime, stime
+    } catch {
+      /* exited */
+    }
+  }
+  return total;
+}
+
+/**
+ * Current and peak resident set size of a process and its children, in MiB, from
+ * /proc/<pid>/status (for smcd --workers the sum over the primary and every worker; their
+ * peaks, summed, may not have been at the same moment).
+ */
 export function readMemory(pid: number): { rssMb: number; hwmMb: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN);
-  return { rssMb: kb('VmRSS') / 1024, hwmMb: kb('VmHWM') / 1024 };
+  let rss = 0;
+  let hwm = 0;
+  for (const p of processTree(pid)) {
+    let status: string;
+    try {
+      status = readFileSync(`/proc/${p}/status`, 'utf8');
+    } catch (err) {
+      if (p === pid) throw err;
+      continue; // a worker that just exited
+    }
+    const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN);
+    rss += kb('VmRSS');
+    hwm += kb('VmHWM');
+  }
+  return { rssMb: rss / 1024, hwmMb: hwm / 1024 };
 }
 
 /** Samples RSS at an interval; peak is the larger of the highest sample and VmHWM. */

@@ -63,6 +63,7 @@ export const createAccessToken = defineAction({
   origin: 'SMC',
   summary: 'Creates an activation code. The code is returned only in this response.',
   signedBy: 'access-key',
+  nonceWithWrite: true,
   params: {
     Name: nameParam('2-128 characters; starts with a letter (any script); letters, digits, ".", ":", "_", "-".'),
     Description: descriptionParam('0-256 characters, not starting with http:// or https://.'),
@@ -123,7 +124,7 @@ export const createAccessToken = defineAction({
           expiresAt: ctx.now + CLIENT_TOKEN_TTL_MS,
         }
       : undefined;
-    const result = await store.createAccessToken(token, idempotency, codeTags);
+    const result = await store.createAccessToken(token, idempotency, { tags: codeTags, nonce: ctx.nonce });
     if (result.outcome === 'mismatch') throw errors.idempotentMismatch();
     if (result.outcome === 'replayed') return { AccessTokenId: result.tokenId, AccessTokenCode: '' };
     metrics.tokensCreated.inc();

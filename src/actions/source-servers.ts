@@ -35,6 +35,7 @@ export const importSourceServer = defineAction({
   origin: 'smcd',
   summary: 'Imports a migration source, signed with an activation code; each new MachineId uses one of its imports.',
   signedBy: 'access-token',
+  nonceWithWrite: true,
   params: {
     MachineId: text({ required: true, min: 1, max: 128, doc: 'Stable identifier of the machine.' }),
     Name: nameParam('Source name (default: Hostname).'),
@@ -87,6 +88,7 @@ export const importSourceServer = defineAction({
       newSourceId: newSourceId(),
       newKeyId: newSourceKeyId(),
       sealKey: (keyId) => box.seal(secret, keyId),
+      nonce: ctx.nonce,
     });
     if (result.outcome === 'refused') {
       metrics.importRefusals.inc({ reason: result.reason });

@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import pino from 'pino';
 import { ensureRootKey, looseSecretFiles, openData, StartupError } from '../bootstrap.ts';
 import { systemClock } from '../domain/time.ts';
@@ -5,6 +6,7 @@ import { checkPublicUrl, SmcdServer } from '../server.ts';
 import { describeDatabaseUrl } from '../store/open-store.ts';
 import { StoreUnavailableError } from '../store/store.ts';
 import { readTlsPair, TlsFileError } from '../tls-files.ts';
+import { runPrimary, workerMetrics } from './cluster.ts';
 import { type Command, EXIT, intOption, UsageError } from './command.ts';
 import { summaryOf } from './commands.ts';
 import { databaseUrl, dataOptions } from './data-options.ts';
@@ -67,6 +69,12 @@ export const serveCommand: Command = {
       env: 'SMCD_DB_TIMEOUT_MS',
       default: '5000',
     },
+    workers: {
+      type: 'string',
+      description: 'Processes serving the port (node:cluster), for PostgreSQL; limits and pools are per worker.',
+      env: 'SMCD_WORKERS',
+      default: '1',
+    },
     'log-level': { type: 'string', description: 'fatal, error, warn, info, debug or silent.', env: 'SMCD_LOG_LEVEL', default: 'info' },
   },
   async run(values) {
@@ -79,11 +87,17 @@ export const serveCommand: Command = {
     // most the last 250 ms of log lines, never data.
     const destination = pino.destination({ dest: 1, sync: false, minLength: 4096 });
     const flusher = setInterval(() => destination.flush(), 250).unref();
+    // A worker's lines say which worker and process wrote them.
+    const base = cluster.isWorker ? { service: 'smcd', worker: cluster.worker?.id, pid: process.pid } : { service: 'smcd' };
+    const log = pino({ level, base }, destination);
     try {
-      return await serve(values, pino({ level, base: { service: 'smcd' } }, destination), settings);
+      if (settings.workers > 1 && cluster.isPrimary) return await primary(values, log, settings);
+      return await serve(values, log, settings);
     } finally {
       clearInterval(flusher);
       destination.flushSync();
+      // A worker's channel to the primary would keep it running once it has stopped serving.
+      if (cluster.isWorker) process.disconnect();
     }
   },
 };
@@ -100,6 +114,7 @@ interface ServeSettings {
   tlsKey: string;
   poolSize: number;
   timeoutMs: number;
+  workers: number;
 }
 
 /** The flags, checked: a usage error names the flag, before anything is opened. */
@@ -113,6 +128,13 @@ function settingsFrom(values: Record<string, unknown>): ServeSettings {
   const tlsCert = typeof values['tls-cert'] === 'string' ? values['tls-cert'] : '';
   const tlsKey = typeof values['tls-key'] === 'string' ? values['tls-key'] : '';
   if (Boolean(tlsCert) !== Boolean(tlsKey)) throw new UsageError('--tls-cert and --tls-key go together: give both, or neither');
+  const workers = intOption(values, 'workers', 1, 256);
+  // Measured (bench/README.md): several processes on one SQLite file take turns on its write
+  // lock, each blocking its event loop while it waits: no more throughput, a far worse p99.
+  if (workers > 1 && !/^postgres(ql)?:\/\//.test(databaseUrl(values)))
+    throw new UsageError(
+      '--workers above 1 needs PostgreSQL (--database postgres://...): SQLite has one writer at a time, so more processes would only wait on each other',
+    );
   return {
     port: intOption(values, 'port', 0, 65535),
     heartbeatRateSeconds: intOption(values, 'heartbeat-rate', 1, 86_400),
@@ -125,6 +147,7 @@ function settingsFrom(values: Record<string, unknown>): ServeSettings {
     tlsKey,
     poolSize: intOption(values, 'db-pool-size', 1, 1000),
     timeoutMs: intOption(values, 'db-timeout', 100, 600_000),
+    workers,
   };
 }
 
@@ -170,7 +193,9 @@ async function serve(values: Record<string, unknown>, log: pino.Logger, settings
     const tls = tlsCert ? readTlsPair(tlsCert, tlsKey) : undefined;
     const data = await openData(dataDir, url, process.env, { poolSize, timeoutMs });
     const credentials = await ensureRootKey(data, dataDir, systemClock());
-    for (const file of looseSecretFiles(dataDir)) {
+    // A --workers worker: the primary did the first start and said all this already.
+    const worker = cluster.isWorker;
+    for (const file of worker ? [] : looseSecretFiles(dataDir)) {
       log.warn({ file }, `${file} may be read by other users of this machine: chmod 600 it (smcd writes its secret files 0600)`);
     }
     server = new SmcdServer({
@@ -186,6 +211,7 @@ async function serve(values: Record<string, unknown>, log: pino.Logger, settings
       publicUrl,
       trustProxy: String(values['trust-proxy']),
       tls,
+      metricsFrom: worker ? workerMetrics : undefined,
     });
     reloadTls = () => {
       if (!tlsCert) {
@@ -203,28 +229,15 @@ async function serve(values: Record<string, unknown>, log: pino.Logger, settings
       }
     };
     const address = await server.listen(port, String(values.host));
-    log.info(
-      { address, store: describeDatabaseUrl(data.store.description), rootCredentials: credentials, masterKey: data.masterKeyOrigin },
-      `smcd listening on ${address}; store ${describeDatabaseUrl(data.store.description)}; root credentials: ${credentials}; console: ${address}/console/`,
-    );
+    if (worker) log.info({ address }, `worker ${cluster.worker?.id} serving ${address}`);
+    else
+      log.info(
+        { address, store: describeDatabaseUrl(data.store.description), rootCredentials: credentials, masterKey: data.masterKeyOrigin },
+        `smcd listening on ${address}; store ${describeDatabaseUrl(data.store.description)}; root credentials: ${credentials}; console: ${address}/console/`,
+      );
   } catch (err) {
     stopListening();
-    if (err instanceof StoreUnavailableError) {
-      const cause = (err.cause as Error | undefined)?.message ?? 'no answer';
-      log.fatal({ store: describeDatabaseUrl(url) }, `smcd cannot start: the store ${describeDatabaseUrl(url)} is unreachable (${cause})`);
-      return EXIT.failed;
-    }
-    if (err instanceof StartupError || err instanceof TlsFileError || (err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
-      log.fatal({ err: { message: (err as Error).message } }, `smcd cannot start: ${(err as Error).message}`);
-      return EXIT.failed;
-    }
-    // Anything else is unexpected: one line for the operator, the stack for whoever debugs it.
-    log.debug({ err }, 'start-up failure');
-    log.fatal(
-      { err: { message: (err as Error)?.message } },
-      `smcd cannot start: ${(err as Error)?.message ?? String(err)} (run with --log-level debug for details)`,
-    );
-    return EXIT.failed;
+    return startFailure(err, url, log);
   }
   await new Promise<void>((resolve) => {
     let stopping = false;
@@ -242,4 +255,78 @@ async function serve(values: Record<string, unknown>, log: pino.Logger, settings
   stopListening();
   log.info('stopped');
   return EXIT.ok;
+}
+
+/** Why smcd could not start, as one line for the operator; the exit code. */
+function startFailure(err: unknown, url: string, log: pino.Logger): number {
+  if (err instanceof StoreUnavailableError) {
+    const cause = (err.cause as Error | undefined)?.message ?? 'no answer';
+    log.fatal({ store: describeDatabaseUrl(url) }, `smcd cannot start: the store ${describeDatabaseUrl(url)} is unreachable (${cause})`);
+    return EXIT.failed;
+  }
+  if (err instanceof StartupError || err instanceof TlsFileError || (err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+    log.fatal({ err: { message: (err as Error).message } }, `smcd cannot start: ${(err as Error).message}`);
+    return EXIT.failed;
+  }
+  // Anything else is unexpected: one line for the operator, the stack for whoever debugs it.
+  log.debug({ err }, 'start-up failure');
+  log.fatal(
+    { err: { message: (err as Error)?.message } },
+    `smcd cannot start: ${(err as Error)?.message ?? String(err)} (run with --log-level debug for details)`,
+  );
+  return EXIT.failed;
+}
+
+/**
+ * --workers N: the first-start work (migrations, master key check, root credentials) is
+ * done here once, then N workers serve (src/cli/cluster.ts) until SIGTERM/SIGINT.
+ */
+async function primary(values: Record<string, unknown>, log: pino.Logger, settings: ServeSettings): Promise<number> {
+  const { tlsCert, tlsKey, poolSize, timeoutMs, workers } = settings;
+  const dataDir = String(values['data-dir']);
+  const url = databaseUrl(values);
+  let requested: string | undefined;
+  let onSignal = (signal: NodeJS.Signals) => {
+    if (signal !== 'SIGHUP') requested ??= signal;
+  };
+  const relay = (signal: NodeJS.Signals) => onSignal(signal);
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, relay);
+  const stopListening = () => {
+    for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.off(signal, relay);
+  };
+  let credentials: string;
+  let store: string;
+  try {
+    if (tlsCert) readTlsPair(tlsCert, tlsKey);
+    const data = await openData(dataDir, url, process.env, { poolSize: 1, timeoutMs });
+    store = describeDatabaseUrl(data.store.description);
+    try {
+      credentials = await ensureRootKey(data, dataDir, systemClock());
+    } finally {
+      await data.store.close();
+    }
+    for (const file of looseSecretFiles(dataDir)) {
+      log.warn({ file }, `${file} may be read by other users of this machine: chmod 600 it (smcd writes its secret files 0600)`);
+    }
+  } catch (err) {
+    stopListening();
+    return startFailure(err, url, log);
+  }
+  const code = await runPrimary({
+    workers,
+    log,
+    tls: Boolean(tlsCert),
+    requested,
+    onSignal: (handler) => {
+      onSignal = handler;
+    },
+    started: (address) =>
+      log.info(
+        { address, store, rootCredentials: credentials, workers, poolSize },
+        `smcd listening on ${address}; store ${store}; root credentials: ${credentials}; console: ${address}/console/; ${workers} workers`,
+      ),
+  });
+  stopListening();
+  log.info('stopped');
+  return code;
 }

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { newRequestId } from '../crypto/ids.ts';
 import type { Clock } from '../domain/time.ts';
 import type { Metrics } from '../metrics.ts';
-import { type Store, StoreUnavailableError } from '../store/store.ts';
+import { type NonceUse, NonceUsedError, type Store, StoreUnavailableError } from '../store/store.ts';
 import type { RequestContext, RpcAction } from './action.ts';
 import { clientAddress } from './client-address.ts';
 import type { CredentialResolver } from './credentials.ts';
@@ -37,7 +37,7 @@ export const DEFAULT_LIMITS: RpcLimits = {
 export interface RpcDependencies {
   actions: ReadonlyMap<string, RpcAction>;
   credentials: CredentialResolver;
-  /** Nonces and durability: useNonce, then settled() before any answer. */
+  /** Nonces and durability: useNonce (or the action's write records it), then settled() before any answer. */
   store: Pick<Store, 'useNonce' | 'settled'>;
   throttle: AuthThrottle;
   clock: Clock;
@@ -62,6 +62,7 @@ export function createRpcHandler(deps: RpcDependencies) {
 
   function toApiError(err: unknown, requestId: string): ApiError {
     if (err instanceof ApiError) return err;
+    if (err instanceof NonceUsedError) return errors.nonceUsed();
     metrics.storeErrors.inc();
     if (err instanceof StoreUnavailableError) {
       log.warn({ requestId, err: err.message, cause: (err.cause as Error | undefined)?.message }, 'store unavailable');
@@ -70,6 +71,12 @@ export function createRpcHandler(deps: RpcDependencies) {
     // Logged with the RequestId so an operator can find it; never shown to the client.
     log.error({ requestId, err }, 'internal error');
     return errors.internal();
+  }
+
+  /** Records a nonce its action's write did not (once only); false when it was used before. */
+  function recordNonce(use: NonceUse): Promise<boolean> {
+    use.written = true;
+    return store.useNonce(use.keyId, use.nonce, use.now, use.expiresAt);
   }
 
   function send(
@@ -100,6 +107,8 @@ export function createRpcHandler(deps: RpcDependencies) {
     let keyId: string | undefined;
     let bodyRead = false;
     let wrongSignatureFor: string | undefined;
+    /** A nonce the action's write records (RpcAction.nonceWithWrite), until it has. */
+    let pending: NonceUse | undefined;
     const now = clock();
     try {
       if (req.method !== 'GET' && req.method !== 'POST') throw errors.unsupportedMethod(req.method ?? '');
@@ -148,8 +157,13 @@ export function createRpcHandler(deps: RpcDependencies) {
       }
       throttle.recordSuccess(claim.keyId, clientIp, now);
       // Only a proven signer can use up a nonce, so nobody can burn another client's nonces.
+      // An action that writes records it in its own write (one commit; a replay changes
+      // nothing and is refused there); a refusal before that write records it below. A
+      // heartbeat's may lag: it is kept in memory and written in a batch (API.md 5.1).
       const mayLag = action.nonceMayLag === true;
-      if (!(await store.useNonce(claim.keyId, claim.nonce, now, now + limits.nonceTtlMs, mayLag))) throw errors.nonceUsed();
+      const use: NonceUse = { keyId: claim.keyId, nonce: claim.nonce, now, expiresAt: now + limits.nonceTtlMs };
+      if (action.nonceWithWrite) pending = use;
+      else if (!(await store.useNonce(use.keyId, use.nonce, use.now, use.expiresAt, mayLag))) throw errors.nonceUsed();
       keyId = claim.keyId;
       const allowed =
         action.signedBy === credential.kind && (credential.allowedActions.includes(action.name) || credential.allowedActions.includes('*'));
@@ -161,8 +175,10 @@ export function createRpcHandler(deps: RpcDependencies) {
         now,
         signatureNonce: claim.nonce,
         caller: { kind: credential.kind, keyId: credential.keyId, sourceId: credential.sourceId },
+        nonce: pending,
       };
       const result = await action.dispatch(ctx, params);
+      if (pending && !pending.written && !(await recordNonce(pending))) throw errors.nonceUsed();
       // Nothing is answered before what it rests on (its nonce, what it read) is on disk. API.md
       // 5.1 would let reads answer earlier too; measured under load, waiting for the group commit
       // serves more of them (answers, reads and commits batch together). A heartbeat commits
@@ -174,6 +190,10 @@ export function createRpcHandler(deps: RpcDependencies) {
     } catch (err) {
       let apiError = toApiError(err, requestId);
       try {
+        // Refused before its write recorded the nonce (permission, parameters, a failed
+        // write): the nonce is used all the same, and a replay is answered as one, as the
+        // contract's order of checks puts the nonce before permission and parameters.
+        if (pending && !pending.written && !(err instanceof NonceUsedError) && !(await recordNonce(pending))) apiError = errors.nonceUsed();
         await store.settled();
       } catch (commitError) {
         apiError = toApiError(commitError, requestId);

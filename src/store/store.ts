@@ -75,6 +75,37 @@ export interface IdempotencyKey {
   expiresAt: number;
 }
 
+/**
+ * A request's nonce handed to its own write (createAccessToken, importSource) instead of
+ * being recorded first with useNonce: the store records it in the same statement or
+ * transaction as the write, so the request costs one commit (PostgreSQL: one round trip for
+ * a create). A live nonce makes the write throw NonceUsedError and change nothing. The
+ * store sets `written` once the nonce is part of the write's transaction, whatever the
+ * outcome (a refused import or a ClientToken mismatch still uses its nonce); a write that
+ * throws before leaves it unset, and the caller then records the nonce with useNonce.
+ */
+export interface NonceUse {
+  keyId: string;
+  nonce: string;
+  now: number;
+  expiresAt: number;
+  written?: boolean;
+}
+
+/** Thrown by a write whose NonceUse was seen before (and has not expired): nothing changed. */
+export class NonceUsedError extends Error {
+  override name = 'NonceUsedError';
+  constructor() {
+    super('the signature nonce was used before');
+  }
+}
+
+/** What a create writes with the code, in its commit. */
+export interface CreateExtras {
+  tags?: readonly Tag[];
+  nonce?: NonceUse;
+}
+
 export type CreateTokenOutcome =
   | { outcome: 'created'; token: AccessTokenRecord }
   | { outcome: 'replayed'; tokenId: string }
@@ -98,6 +129,8 @@ export interface ImportRequest {
   newKeyId: string;
   /** Seals the new source key secret for the key id the source ends up with. */
   sealKey: (keyId: string) => string;
+  /** Recorded in the import's own transaction when given (see NonceUse). */
+  nonce?: NonceUse;
 }
 
 export type ImportOutcome =
@@ -154,8 +187,8 @@ export interface Store {
   /** Forgets expired nonces and idempotency keys. */
   purgeExpired(now: number): Promise<void>;
 
-  /** Creates the code with its tags (in the same transaction). */
-  createAccessToken(token: AccessTokenRecord, idempotency?: IdempotencyKey, tags?: readonly Tag[]): Promise<CreateTokenOutcome>;
+  /** Creates the code, with its tags and the request's nonce (see NonceUse) in the same commit. */
+  createAccessToken(token: AccessTokenRecord, idempotency?: IdempotencyKey, extra?: CreateExtras): Promise<CreateTokenOutcome>;
   getAccessToken(id: string): Promise<AccessTokenRecord | undefined>;
   listAccessTokens(query: TokenQuery): Promise<{ total: number; items: Tagged<AccessTokenRecord>[] }>;
   disableAccessToken(id: string): Promise<boolean>;

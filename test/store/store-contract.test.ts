@@ -8,7 +8,7 @@ import { importRefusal } from '../../src/domain/access-token.ts';
 import type { SourceFields } from '../../src/domain/source-server.ts';
 import { DAY_MS } from '../../src/domain/time.ts';
 import { openStore } from '../../src/store/open-store.ts';
-import type { ImportRequest, Store } from '../../src/store/store.ts';
+import { type ImportRequest, type NonceUse, NonceUsedError, type Store } from '../../src/store/store.ts';
 import { tempDir } from '../helpers/server.ts';
 import { openTestDatabase, STORE_KINDS, storeSkipReason } from '../helpers/stores.ts';
 
@@ -216,6 +216,66 @@ for (const kind of STORE_KINDS) {
       const nonce = unique('nonce');
       const results = await Promise.all(Array.from({ length: 20 }, () => store.useNonce(key, nonce, T0, T0 + 60_000)));
       assert.equal(results.filter(Boolean).length, 1);
+    });
+
+    it('nonces: a create given its NonceUse records it in the same commit; with a used one nothing changes', async () => {
+      const key = unique('key');
+      const total = async () => (await store.listAccessTokens({ now: T0, offset: 0, limit: 1 })).total;
+      const before = await total();
+      const use: NonceUse = { keyId: key, nonce: unique('nonce'), now: T0, expiresAt: T0 + 60_000 };
+      const first = token();
+      assert.equal((await store.createAccessToken(first, undefined, { nonce: use })).outcome, 'created');
+      assert.equal(use.written, true);
+      assert.equal(await store.useNonce(key, use.nonce, T0 + 1, T0 + 60_001), false, 'the nonce was recorded');
+      assert.equal(await total(), before + 1);
+
+      const replay: NonceUse = { ...use, now: T0 + 2, written: undefined };
+      const refused = token();
+      await assert.rejects(store.createAccessToken(refused, undefined, { nonce: replay }), NonceUsedError);
+      assert.equal(replay.written, undefined);
+      assert.equal(await store.getAccessToken(refused.id), undefined);
+      assert.equal(await total(), before + 1, 'the count did not move either');
+
+      // With a ClientToken: the replay neither creates nor claims the ClientToken.
+      const idem = { ownerKeyId: key, clientToken: unique('ct'), fingerprint: 'fp', expiresAt: T0 + DAY_MS };
+      await assert.rejects(store.createAccessToken(refused, idem, { nonce: { ...replay } }), NonceUsedError);
+      assert.equal(await store.getAccessToken(refused.id), undefined);
+      const fresh: NonceUse = { keyId: key, nonce: unique('nonce'), now: T0 + 3, expiresAt: T0 + 60_003 };
+      assert.equal((await store.createAccessToken(refused, idem, { nonce: fresh })).outcome, 'created', 'the ClientToken was still free');
+      assert.equal(fresh.written, true);
+      // A ClientToken mismatch uses its nonce all the same.
+      const mismatch: NonceUse = { keyId: key, nonce: unique('nonce'), now: T0 + 4, expiresAt: T0 + 60_004 };
+      assert.equal((await store.createAccessToken(token(), { ...idem, fingerprint: 'other' }, { nonce: mismatch })).outcome, 'mismatch');
+      assert.equal(mismatch.written, true);
+      assert.equal(await store.useNonce(key, mismatch.nonce, T0 + 5, T0 + 60_005), false);
+    });
+
+    it('nonces: an import given its NonceUse records it, also when refused; with a used one nothing changes', async () => {
+      const t = token({ count: 1 });
+      await store.createAccessToken(t);
+      const use: NonceUse = { keyId: t.id, nonce: unique('nonce'), now: T0 + 1_000, expiresAt: T0 + 61_000 };
+      const first = await imported(store, importRequest(t.id, unique('m'), { nonce: use }));
+      assert.equal(use.written, true);
+
+      const replay: NonceUse = { ...use, written: undefined };
+      const machine = unique('m');
+      await assert.rejects(store.importSource(importRequest(t.id, machine, { nonce: replay })), NonceUsedError);
+      assert.equal(replay.written, undefined);
+      assert.equal((await store.getAccessToken(t.id))?.registeredCount, 1);
+      assert.equal((await store.getSource(first.sourceId))?.machineId !== machine, true);
+      assert.equal((await store.describeSources({ accessTokenId: t.id, onlineSince: 0, offset: 0, limit: 10 })).total, 1);
+
+      // Refused (the code is used up) or for a code that is gone: the nonce is used all the same.
+      const full: NonceUse = { keyId: t.id, nonce: unique('nonce'), now: T0 + 1_000, expiresAt: T0 + 61_000 };
+      assert.deepEqual(await store.importSource(importRequest(t.id, unique('m'), { nonce: full })), { outcome: 'refused', reason: 'count' });
+      assert.equal(full.written, true);
+      assert.equal(await store.useNonce(t.id, full.nonce, T0 + 1_001, T0 + 61_001), false);
+      const gone: NonceUse = { keyId: 'at-gone', nonce: unique('nonce'), now: T0 + 1_000, expiresAt: T0 + 61_000 };
+      assert.deepEqual(await store.importSource(importRequest('at-doesnotexist000000', unique('m'), { nonce: gone })), {
+        outcome: 'refused',
+        reason: 'token-gone',
+      });
+      assert.equal(await store.useNonce('at-gone', gone.nonce, T0 + 1_001, T0 + 61_001), false);
     });
 
     it('tokens: create and read back every field', async () => {

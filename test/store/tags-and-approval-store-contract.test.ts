@@ -97,10 +97,12 @@ for (const kind of STORE_KINDS) {
 
     it('a code is created with its tags; tagging a key again replaces its value; untag removes keys or all', async () => {
       const t = token();
-      await store.createAccessToken(t, undefined, [
-        { key: 'env', value: 'prod' },
-        { key: 'team', value: '' },
-      ]);
+      await store.createAccessToken(t, undefined, {
+        tags: [
+          { key: 'env', value: 'prod' },
+          { key: 'team', value: '' },
+        ],
+      });
       assert.deepEqual(await tagsOf(store, 'accesstoken', t.id), [
         { key: 'env', value: 'prod' },
         { key: 'team', value: '' },
@@ -118,7 +120,7 @@ for (const kind of STORE_KINDS) {
 
     it('an unknown resource among several changes none of them, for tag and untag', async () => {
       const t = token();
-      await store.createAccessToken(t, undefined, [{ key: 'keep', value: '1' }]);
+      await store.createAccessToken(t, undefined, { tags: [{ key: 'keep', value: '1' }] });
       const ghost = newAccessTokenId();
       assert.deepEqual(await store.tagResources('accesstoken', [t.id, ghost], [{ key: 'new', value: 'x' }]), { outcome: 'not-found', id: ghost });
       assert.deepEqual(await store.untagResources('accesstoken', [t.id, ghost], 'all'), { outcome: 'not-found', id: ghost });
@@ -172,12 +174,14 @@ for (const kind of STORE_KINDS) {
       const t1 = token();
       const t2 = token();
       const t3 = token();
-      await store.createAccessToken(t1, undefined, [
-        { key: `${p}-env`, value: 'prod' },
-        { key: `${p}-a`, value: '1' },
-      ]);
-      await store.createAccessToken(t2, undefined, [{ key: `${p}-env`, value: 'prod' }]);
-      await store.createAccessToken(t3, undefined, [{ key: `${p}-env`, value: 'dev' }]);
+      await store.createAccessToken(t1, undefined, {
+        tags: [
+          { key: `${p}-env`, value: 'prod' },
+          { key: `${p}-a`, value: '1' },
+        ],
+      });
+      await store.createAccessToken(t2, undefined, { tags: [{ key: `${p}-env`, value: 'prod' }] });
+      await store.createAccessToken(t3, undefined, { tags: [{ key: `${p}-env`, value: 'dev' }] });
       const tokens = async (tags: Array<{ key: string; value?: string }>) =>
         (await store.listAccessTokens({ tags, now: T0, offset: 0, limit: 50 })).items.map((i) => i.id);
       assert.deepEqual(await tokens([{ key: `${p}-env`, value: 'prod' }]), [t2.id, t1.id]);
@@ -220,7 +224,7 @@ for (const kind of STORE_KINDS) {
     it('listTagResources: rows by resource id then key, filtered by ids and tags, resumed after a row', async () => {
       const p = unique('l');
       const ids = [token(), token(), token()];
-      for (const t of ids) await store.createAccessToken(t, undefined, [...many(3, `${p}-`), { key: `${p}-only-${t.id}`, value: '' }]);
+      for (const t of ids) await store.createAccessToken(t, undefined, { tags: [...many(3, `${p}-`), { key: `${p}-only-${t.id}`, value: '' }] });
       const sorted = ids.map((t) => t.id).sort();
       const all = await store.listTagResources({ type: 'accesstoken', tags: [{ key: `${p}-00`, value: 'v0' }], limit: 100 });
       assert.deepEqual(
@@ -255,7 +259,7 @@ for (const kind of STORE_KINDS) {
 
     it("a source's first import with a code copies the code's tags; a re-import does not; later changes are independent", async () => {
       const t = token();
-      await store.createAccessToken(t, undefined, [{ key: 'env', value: 'prod' }]);
+      await store.createAccessToken(t, undefined, { tags: [{ key: 'env', value: 'prod' }] });
       const machine = unique('m');
       const r = await importOf(store, t.id, machine);
       assert.deepEqual(await tagsOf(store, 'sourceserver', r.sourceId), [{ key: 'env', value: 'prod' }]);
@@ -273,11 +277,13 @@ for (const kind of STORE_KINDS) {
     it("moving to another code adds that code's keys the source lacks, keeping its own values; a re-created source copies anew", async () => {
       const a = token();
       const b = token();
-      await store.createAccessToken(a, undefined, [{ key: 'env', value: 'prod' }]);
-      await store.createAccessToken(b, undefined, [
-        { key: 'env', value: 'dev' },
-        { key: 'wave', value: '2' },
-      ]);
+      await store.createAccessToken(a, undefined, { tags: [{ key: 'env', value: 'prod' }] });
+      await store.createAccessToken(b, undefined, {
+        tags: [
+          { key: 'env', value: 'dev' },
+          { key: 'wave', value: '2' },
+        ],
+      });
       const machine = unique('m');
       const r = await importOf(store, a.id, machine);
       const moved = await importOf(store, b.id, machine);
@@ -300,7 +306,7 @@ for (const kind of STORE_KINDS) {
 
     it('deleting a code deletes its tags; its sources keep theirs', async () => {
       const t = token();
-      await store.createAccessToken(t, undefined, [{ key: 'env', value: 'prod' }]);
+      await store.createAccessToken(t, undefined, { tags: [{ key: 'env', value: 'prod' }] });
       const r = await importOf(store, t.id, unique('m'));
       assert.equal(await store.deleteAccessToken(t.id), true);
       assert.deepEqual(await tagsOf(store, 'accesstoken', t.id), []);
@@ -355,7 +361,7 @@ for (const kind of STORE_KINDS) {
 
     it('reject: deletes the sources, their tags and their keys; an unknown id among them changes nothing', async () => {
       const strict = token({ requireApproval: true });
-      await store.createAccessToken(strict, undefined, [{ key: 'env', value: 'prod' }]);
+      await store.createAccessToken(strict, undefined, { tags: [{ key: 'env', value: 'prod' }] });
       const s1 = await importOf(store, strict.id, unique('m'));
       const s2 = await importOf(store, strict.id, unique('m'));
       const ghost = newSourceId();

@@ -9,12 +9,26 @@ import { StoreUnavailableError } from '../store.ts';
  * covers waiting for a connection, connecting and each statement; past it, or when the
  * server cannot be reached, the operation fails with StoreUnavailableError (503) and the
  * broken connection is dropped, so the pool refills by itself once the database is back.
- * Nothing session-scoped is used on the request path (no SET, no named statements, no
- * advisory locks), so the same SQL runs behind a transaction pooler and on CockroachDB.
+ * Nothing session-scoped is used on the request path (no SET, no advisory locks) except
+ * the named prepared statements of the hot queries (`prepared()`): parsed and planned once
+ * per connection instead of on every request. A transaction pooler in front must therefore
+ * keep protocol-level prepared statements (PgBouncer 1.21+ with `max_prepared_statements`).
  */
 
 export type Row = Record<string, unknown>;
-export type Query = (sql: string, ...params: unknown[]) => Promise<pg.QueryResult<Row>>;
+/** A hot statement, prepared once per connection under its name (node-postgres `name:`). */
+export interface Prepared {
+  readonly name: string;
+  readonly text: string;
+}
+export type Query = (sql: string | Prepared, ...params: unknown[]) => Promise<pg.QueryResult<Row>>;
+
+/**
+ * Names a statement for preparing. Its result columns must be spelled out (no `*`): a
+ * statement prepared before a migration that adds a column would otherwise fail with
+ * "cached plan must not change result type".
+ */
+export const prepared = (name: string, text: string): Prepared => ({ name: `smcd_${name}`, text });
 /** `pg` honours a per-query `query_timeout` (client/query.js); @types/pg does not declare it. */
 type TimedQuery = pg.QueryConfig & { query_timeout: number };
 
@@ -174,7 +188,10 @@ export class PgConnection {
       if (remaining <= 0) throw new DeadlineExceeded();
       sent++;
       try {
-        const config: TimedQuery = { text: sql, values: params, query_timeout: remaining };
+        const config: TimedQuery =
+          typeof sql === 'string'
+            ? { text: sql, values: params, query_timeout: remaining }
+            : { name: sql.name, text: sql.text, values: params, query_timeout: remaining };
         return await client.query<Row>(config);
       } catch (err) {
         if (isConnectionLevel(err)) {

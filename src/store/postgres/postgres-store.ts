@@ -14,11 +14,14 @@ import {
 } from '../rows.ts';
 import {
   type BatchOutcome,
+  type CreateExtras,
   type CreateTokenOutcome,
   type Heartbeat,
   type IdempotencyKey,
   type ImportOutcome,
   type ImportRequest,
+  type NonceUse,
+  NonceUsedError,
   type SourceQuery,
   type Store,
   type StoreObserver,
@@ -28,7 +31,17 @@ import {
   type TagRow,
   type TokenQuery,
 } from '../store.ts';
-import { describePostgresUrl, isUnavailableError, noop, PgConnection, type PgConnectionOptions, type Query, RetryTransaction } from './connection.ts';
+import {
+  describePostgresUrl,
+  isUnavailableError,
+  noop,
+  PgConnection,
+  type PgConnectionOptions,
+  type Prepared,
+  prepared,
+  type Query,
+  RetryTransaction,
+} from './connection.ts';
 import { migrate } from './migrate.ts';
 import { COUNT_SHARDS } from './migrations.ts';
 
@@ -41,16 +54,82 @@ const INSERT_ACCESS_TOKEN = `INSERT INTO access_tokens (id, code_sealed, name, d
   created_at, expires_at, disabled, ip_address_range, created_by, require_approval)
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`;
 
-const INSERT_SOURCE = `INSERT INTO sources (id, key_id, key_sealed, access_token_id, machine_id, name, description, hostname,
+/**
+ * A nonce: a live row refuses (also when another node's insert of it is still in flight:
+ * ON CONFLICT waits for it); an expired row is taken over, not a replay. Its four
+ * parameters ($n to $n+3: key id, nonce, expires at, now) start at `first`.
+ */
+const nonceUpsert = (first: number) =>
+  `INSERT INTO nonces (key_id, nonce, expires_at) VALUES ($${first}, $${first + 1}, $${first + 2})
+   ON CONFLICT (key_id, nonce) DO UPDATE SET expires_at = EXCLUDED.expires_at WHERE nonces.expires_at <= $${first + 3}`;
+
+const nonceValues = (n: NonceUse) => [n.keyId, n.nonce, n.expiresAt, n.now];
+
+const USE_NONCE = prepared('use_nonce', nonceUpsert(1));
+
+const GET_ACCESS_KEY = prepared(
+  'get_access_key',
+  'SELECT id, secret_sealed, description, allowed_actions, is_root, enabled, created_at FROM access_keys WHERE id = $1',
+);
+
+const GET_SOURCE_KEY = prepared('get_source_key', 'SELECT id, key_id, key_sealed FROM sources WHERE key_id = $1');
+
+/** One statement: the code and its count move together. */
+const CREATE_TOKEN = prepared(
+  'create_token',
+  `WITH created AS (${INSERT_ACCESS_TOKEN} RETURNING 1)
+   UPDATE access_token_counts SET n = n + (SELECT COUNT(*) FROM created) WHERE shard = $14`,
+);
+
+/**
+ * The same with the request's nonce, in one statement and one commit: the code is inserted
+ * only when the nonce is fresh (one row from `fresh`), so no row is updated for a replay.
+ */
+const CREATE_TOKEN_WITH_NONCE = prepared(
+  'create_token_nonce',
+  `WITH fresh AS (${nonceUpsert(15)} RETURNING 1),
+   created AS (INSERT INTO access_tokens (id, code_sealed, name, description, count, registered_count, ttl_days,
+     created_at, expires_at, disabled, ip_address_range, created_by, require_approval)
+     SELECT $1::text, $2::text, $3::text, $4::text, $5::integer, $6::integer, $7::integer, $8::bigint, $9::bigint,
+       $10::integer, $11::text, $12::text, $13::integer FROM fresh RETURNING 1)
+   UPDATE access_token_counts SET n = n + 1 WHERE shard = $14 AND EXISTS (SELECT 1 FROM created)`,
+);
+
+/** The code's row locked for the import, and the request's nonce recorded, in one round trip. */
+const LOCK_TOKEN_WITH_NONCE = `WITH fresh AS (${nonceUpsert(2)} RETURNING 1)
+  SELECT (SELECT COUNT(*) FROM fresh) AS nonce_fresh, t.*
+  FROM (SELECT 1) AS one LEFT JOIN LATERAL (SELECT * FROM access_tokens WHERE id = $1 FOR UPDATE) AS t ON TRUE`;
+
+const LOCK_SOURCE = prepared('lock_source', 'SELECT id, key_id, key_sealed FROM sources WHERE machine_id = $1 FOR UPDATE');
+const TOKEN_USED = prepared('token_used', 'SELECT 1 AS used FROM token_uses WHERE access_token_id = $1 AND machine_id = $2');
+const USE_SLOT = prepared('use_slot', 'UPDATE access_tokens SET registered_count = registered_count + 1 WHERE id = $1 AND registered_count < count');
+const INSERT_TOKEN_USE = prepared('insert_token_use', 'INSERT INTO token_uses (access_token_id, machine_id, used_at) VALUES ($1, $2, $3)');
+
+/** A batch of heartbeats in one statement: arrays of the values, joined to the rows by id. */
+const RECORD_HEARTBEATS = prepared(
+  'record_heartbeats',
+  `UPDATE sources AS s SET last_heartbeat_at = GREATEST(s.last_heartbeat_at, b.at),
+     system_info = COALESCE(b.system_info, s.system_info), status_info = COALESCE(b.status_info, s.status_info)
+   FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[]) AS b(id, at, system_info, status_info)
+   WHERE s.id = b.id`,
+);
+
+const INSERT_SOURCE = prepared(
+  'insert_source',
+  `INSERT INTO sources (id, key_id, key_sealed, access_token_id, machine_id, name, description, hostname,
   platform, architecture, kernel_level, agent_version, system_disk_size, data_disks, system_info, status_info, created_at,
   first_import_at, last_import_at, first_client_ip, last_client_ip, last_heartbeat_at, approval_status)
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, '', $16, $16, $16, $17, $17, $16, $18)
-  ON CONFLICT (machine_id) DO NOTHING`;
+  ON CONFLICT (machine_id) DO NOTHING`,
+);
 
-const UPDATE_SOURCE_ON_IMPORT = `UPDATE sources SET key_sealed = $1, access_token_id = $2, name = COALESCE($3, name),
+const UPDATE_SOURCE_ON_IMPORT = prepared(
+  'update_source_on_import',
+  `UPDATE sources SET key_sealed = $1, access_token_id = $2, name = COALESCE($3, name),
   description = COALESCE($4, description), hostname = $5, platform = $6, architecture = $7, kernel_level = $8,
   agent_version = $9, system_disk_size = $10, data_disks = $11, system_info = $12, last_import_at = $13,
-  last_client_ip = $14, last_heartbeat_at = $13 WHERE id = $15`;
+  last_client_ip = $14, last_heartbeat_at = $13 WHERE id = $15`,
+);
 
 const UPSERT_TAG = `INSERT INTO tags (resource_type, resource_id, key, value) VALUES ($1, $2, $3, $4)
   ON CONFLICT (resource_type, resource_id, key) DO UPDATE SET value = EXCLUDED.value`;
@@ -152,6 +231,45 @@ async function inheritTags(q: Query, tokenId: string, sourceId: string, created:
   for (const t of inheritedTags(codeTags, have)) await q(UPSERT_TAG, 'sourceserver', sourceId, t.key, t.value);
 }
 
+/** A create with a ClientToken, inside its transaction. */
+async function claimAndCreate(q: Query, token: AccessTokenRecord, idem: IdempotencyKey, tags: readonly Tag[]): Promise<CreateTokenOutcome> {
+  // The primary key decides between racing nodes: the claim that inserts (or takes
+  // over an expired one) creates; the other waits for its commit, then replays it.
+  for (let i = 0; i < 3; i++) {
+    const claimed = await q(
+      `INSERT INTO client_tokens (owner_key_id, client_token, fingerprint, access_token_id, expires_at) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (owner_key_id, client_token) DO UPDATE SET fingerprint = EXCLUDED.fingerprint,
+       access_token_id = EXCLUDED.access_token_id, expires_at = EXCLUDED.expires_at
+       WHERE client_tokens.expires_at <= $6`,
+      idem.ownerKeyId,
+      idem.clientToken,
+      idem.fingerprint,
+      token.id,
+      idem.expiresAt,
+      token.createdAt,
+    );
+    if (claimed.rowCount) {
+      await q(INSERT_ACCESS_TOKEN, ...accessTokenValues(token));
+      await q('UPDATE access_token_counts SET n = n + 1 WHERE shard = $1', countShard());
+      for (const t of tags) await q(UPSERT_TAG, 'accesstoken', token.id, t.key, t.value);
+      return { outcome: 'created', token };
+    }
+    const prior = (
+      await q(
+        'SELECT fingerprint, access_token_id FROM client_tokens WHERE owner_key_id = $1 AND client_token = $2 AND expires_at > $3',
+        idem.ownerKeyId,
+        idem.clientToken,
+        token.createdAt,
+      )
+    ).rows[0];
+    if (prior) {
+      return prior.fingerprint === idem.fingerprint ? { outcome: 'replayed', tokenId: String(prior.access_token_id) } : { outcome: 'mismatch' };
+    }
+    // The live claim was purged between the two statements: claim again.
+  }
+  throw new Error('ClientToken claim did not settle');
+}
+
 /**
  * PostgreSQL, for several nodes on one database. The connection machinery (pool, deadlines,
  * retries) is in connection.ts; this file is the SQL of each operation. Uses are counted
@@ -177,7 +295,7 @@ export class PostgresStore implements Store {
     return new PostgresStore(db, describePostgresUrl(url));
   }
 
-  async #get(sql: string, ...params: unknown[]): Promise<Record<string, unknown> | undefined> {
+  async #get(sql: string | Prepared, ...params: unknown[]): Promise<Record<string, unknown> | undefined> {
     return this.#db.op('read', async (q) => (await q(sql, ...params)).rows[0]);
   }
 
@@ -185,7 +303,7 @@ export class PostgresStore implements Store {
     return this.#db.op('read', async (q) => (await q(sql, ...params)).rows);
   }
 
-  async #run(sql: string, ...params: unknown[]): Promise<number> {
+  async #run(sql: string | Prepared, ...params: unknown[]): Promise<number> {
     return this.#db.op('write', async (q) => (await q(sql, ...params)).rowCount ?? 0);
   }
 
@@ -238,7 +356,7 @@ export class PostgresStore implements Store {
   }
 
   async getAccessKey(id: string): Promise<AccessKeyRecord | undefined> {
-    const row = await this.#get('SELECT * FROM access_keys WHERE id = $1', id);
+    const row = await this.#get(GET_ACCESS_KEY, id);
     return row && accessKeyFromRow(row);
   }
 
@@ -259,17 +377,7 @@ export class PostgresStore implements Store {
   }
 
   async useNonce(keyId: string, nonce: string, now: number, expiresAt: number): Promise<boolean> {
-    // One statement: a live row refuses (also when another node's insert of it is still
-    // in flight: ON CONFLICT waits for it); an expired row is taken over, not a replay.
-    const changed = await this.#run(
-      `INSERT INTO nonces (key_id, nonce, expires_at) VALUES ($1, $2, $3)
-       ON CONFLICT (key_id, nonce) DO UPDATE SET expires_at = EXCLUDED.expires_at WHERE nonces.expires_at <= $4`,
-      keyId,
-      nonce,
-      expiresAt,
-      now,
-    );
-    return changed > 0;
+    return (await this.#run(USE_NONCE, keyId, nonce, expiresAt, now)) > 0;
   }
 
   async purgeExpired(now: number): Promise<void> {
@@ -279,64 +387,32 @@ export class PostgresStore implements Store {
     });
   }
 
-  async createAccessToken(token: AccessTokenRecord, idem?: IdempotencyKey, tags: readonly Tag[] = []): Promise<CreateTokenOutcome> {
-    const insertTags = async (q: Query) => {
-      for (const t of tags) await q(UPSERT_TAG, 'accesstoken', token.id, t.key, t.value);
-    };
+  async createAccessToken(token: AccessTokenRecord, idem?: IdempotencyKey, extra: CreateExtras = {}): Promise<CreateTokenOutcome> {
+    const { tags = [], nonce } = extra;
     if (!idem && tags.length === 0) {
-      // One statement: the code and its count move together.
-      await this.#run(
-        `WITH created AS (${INSERT_ACCESS_TOKEN} RETURNING 1)
-         UPDATE access_token_counts SET n = n + (SELECT COUNT(*) FROM created) WHERE shard = $14`,
-        ...accessTokenValues(token),
-        countShard(),
-      );
+      // One statement: the code and its count move together (and the nonce, when given).
+      if (!nonce) {
+        await this.#run(CREATE_TOKEN, ...accessTokenValues(token), countShard());
+        return { outcome: 'created', token };
+      }
+      const created = await this.#run(CREATE_TOKEN_WITH_NONCE, ...accessTokenValues(token), countShard(), ...nonceValues(nonce));
+      if (created === 0) throw new NonceUsedError();
+      nonce.written = true;
       return { outcome: 'created', token };
     }
-    if (!idem) {
-      return this.#db.op('tx', async (q): Promise<CreateTokenOutcome> => {
+    return this.#db.op('tx', async (q): Promise<CreateTokenOutcome> => {
+      if (nonce && !(await q(USE_NONCE, ...nonceValues(nonce))).rowCount) throw new NonceUsedError();
+      let outcome: CreateTokenOutcome;
+      if (idem) {
+        outcome = await claimAndCreate(q, token, idem, tags);
+      } else {
         await q(INSERT_ACCESS_TOKEN, ...accessTokenValues(token));
         await q('UPDATE access_token_counts SET n = n + 1 WHERE shard = $1', countShard());
-        await insertTags(q);
-        return { outcome: 'created', token };
-      });
-    }
-    return this.#db.op('tx', async (q): Promise<CreateTokenOutcome> => {
-      // The primary key decides between racing nodes: the claim that inserts (or takes
-      // over an expired one) creates; the other waits for its commit, then replays it.
-      for (let i = 0; i < 3; i++) {
-        const claimed = await q(
-          `INSERT INTO client_tokens (owner_key_id, client_token, fingerprint, access_token_id, expires_at) VALUES ($1, $2, $3, $4, $5)
-           ON CONFLICT (owner_key_id, client_token) DO UPDATE SET fingerprint = EXCLUDED.fingerprint,
-           access_token_id = EXCLUDED.access_token_id, expires_at = EXCLUDED.expires_at
-           WHERE client_tokens.expires_at <= $6`,
-          idem.ownerKeyId,
-          idem.clientToken,
-          idem.fingerprint,
-          token.id,
-          idem.expiresAt,
-          token.createdAt,
-        );
-        if (claimed.rowCount) {
-          await q(INSERT_ACCESS_TOKEN, ...accessTokenValues(token));
-          await q('UPDATE access_token_counts SET n = n + 1 WHERE shard = $1', countShard());
-          await insertTags(q);
-          return { outcome: 'created', token };
-        }
-        const prior = (
-          await q(
-            'SELECT fingerprint, access_token_id FROM client_tokens WHERE owner_key_id = $1 AND client_token = $2 AND expires_at > $3',
-            idem.ownerKeyId,
-            idem.clientToken,
-            token.createdAt,
-          )
-        ).rows[0];
-        if (prior) {
-          return prior.fingerprint === idem.fingerprint ? { outcome: 'replayed', tokenId: String(prior.access_token_id) } : { outcome: 'mismatch' };
-        }
-        // The live claim was purged between the two statements: claim again.
+        for (const t of tags) await q(UPSERT_TAG, 'accesstoken', token.id, t.key, t.value);
+        outcome = { outcome: 'created', token };
       }
-      throw new Error('ClientToken claim did not settle');
+      if (nonce) nonce.written = true;
+      return outcome;
     });
   }
 
@@ -386,61 +462,71 @@ export class PostgresStore implements Store {
   async importSource(req: ImportRequest): Promise<ImportOutcome> {
     // The token row lock serialises every import with this code, on every node: the
     // ownership check, the count check, the use record and the increment are one decision.
+    // With the request's nonce, the first statement also records it (one round trip, one commit).
+    const nonce = req.nonce;
     return this.#db.op('tx', async (q): Promise<ImportOutcome> => {
-      const row = (await q('SELECT * FROM access_tokens WHERE id = $1 FOR UPDATE', req.tokenId)).rows[0];
-      if (!row) return { outcome: 'refused', reason: 'token-gone' };
-      const token = accessTokenFromRow(row);
-      const refusal = req.refusal(token);
-      if (refusal) return { outcome: 'refused', reason: refusal };
-      // The machine's source row is locked too: the same machine may be importing with
-      // another code (another token lock) at this moment.
-      const existing = (await q('SELECT id, key_id, key_sealed FROM sources WHERE machine_id = $1 FOR UPDATE', req.machineId)).rows[0];
-      if (existing && !req.ownsSource(ownedSourceFromRow(existing))) {
-        return { outcome: 'refused', reason: 'machine-in-use', sourceId: String(existing.id) };
-      }
-      const used = Boolean(
-        (await q('SELECT 1 AS used FROM token_uses WHERE access_token_id = $1 AND machine_id = $2', req.tokenId, req.machineId)).rowCount,
-      );
-      if (!used) {
-        const slot = await q(
-          'UPDATE access_tokens SET registered_count = registered_count + 1 WHERE id = $1 AND registered_count < count',
-          req.tokenId,
-        );
-        if (!slot.rowCount) return { outcome: 'refused', reason: 'count' };
-        await q('INSERT INTO token_uses (access_token_id, machine_id, used_at) VALUES ($1, $2, $3)', req.tokenId, req.machineId, req.now);
-      }
-      if (existing) {
-        const keyId = String(existing.key_id);
-        await q(
-          UPDATE_SOURCE_ON_IMPORT,
-          req.sealKey(keyId),
-          req.tokenId,
-          ...sourceFieldValues(req.fields, 'update'),
-          req.now,
-          req.clientIp,
-          existing.id,
-        );
-        if (!used) await inheritTags(q, req.tokenId, String(existing.id), false);
-        return { outcome: 'imported', sourceId: String(existing.id), keyId, usedSlot: !used, created: false };
-      }
-      const inserted = await q(
-        INSERT_SOURCE,
-        req.newSourceId,
-        req.newKeyId,
-        req.sealKey(req.newKeyId),
+      const outcome = await this.#import(q, req);
+      if (nonce) nonce.written = true;
+      return outcome;
+    });
+  }
+
+  async #import(q: Query, req: ImportRequest): Promise<ImportOutcome> {
+    let row: Record<string, unknown> | undefined;
+    if (req.nonce) {
+      row = (await q(LOCK_TOKEN_WITH_NONCE, req.tokenId, ...nonceValues(req.nonce))).rows[0];
+      if (Number(row?.nonce_fresh) === 0) throw new NonceUsedError();
+      if (row?.id === null) row = undefined;
+    } else {
+      row = (await q('SELECT * FROM access_tokens WHERE id = $1 FOR UPDATE', req.tokenId)).rows[0];
+    }
+    if (!row) return { outcome: 'refused', reason: 'token-gone' };
+    const token = accessTokenFromRow(row);
+    const refusal = req.refusal(token);
+    if (refusal) return { outcome: 'refused', reason: refusal };
+    // The machine's source row is locked too: the same machine may be importing with
+    // another code (another token lock) at this moment.
+    const existing = (await q(LOCK_SOURCE, req.machineId)).rows[0];
+    if (existing && !req.ownsSource(ownedSourceFromRow(existing))) {
+      return { outcome: 'refused', reason: 'machine-in-use', sourceId: String(existing.id) };
+    }
+    const used = Boolean((await q(TOKEN_USED, req.tokenId, req.machineId)).rowCount);
+    if (!used) {
+      const slot = await q(USE_SLOT, req.tokenId);
+      if (!slot.rowCount) return { outcome: 'refused', reason: 'count' };
+      await q(INSERT_TOKEN_USE, req.tokenId, req.machineId, req.now);
+    }
+    if (existing) {
+      const keyId = String(existing.key_id);
+      await q(
+        UPDATE_SOURCE_ON_IMPORT,
+        req.sealKey(keyId),
         req.tokenId,
-        req.machineId,
-        ...sourceFieldValues(req.fields, 'insert'),
+        ...sourceFieldValues(req.fields, 'update'),
         req.now,
         req.clientIp,
-        approvalOnCreate(token),
+        existing.id,
       );
-      // Another import created this machine's source since our read: roll back (the slot
-      // too) and decide again, now against that source and its owner.
-      if (!inserted.rowCount) throw new RetryTransaction();
-      await inheritTags(q, req.tokenId, req.newSourceId, true);
-      return { outcome: 'imported', sourceId: req.newSourceId, keyId: req.newKeyId, usedSlot: !used, created: true };
-    });
+      if (!used) await inheritTags(q, req.tokenId, String(existing.id), false);
+      return { outcome: 'imported', sourceId: String(existing.id), keyId, usedSlot: !used, created: false };
+    }
+    const inserted = await q(
+      INSERT_SOURCE,
+      req.newSourceId,
+      req.newKeyId,
+      req.sealKey(req.newKeyId),
+      req.tokenId,
+      req.machineId,
+      ...sourceFieldValues(req.fields, 'insert'),
+      req.now,
+      req.clientIp,
+      approvalOnCreate(token),
+    );
+    // Another import created this machine's source since our read: roll back (the slot
+    // too) and decide again, now against that source and its owner.
+    if (!inserted.rowCount) throw new RetryTransaction();
+    await inheritTags(q, req.tokenId, req.newSourceId, true);
+    return { outcome: 'imported', sourceId: req.newSourceId, keyId: req.newKeyId, usedSlot: !used, created: true };
   }
 
   async getSource(id: string): Promise<SourceRecord | undefined> {
@@ -449,18 +535,14 @@ export class PostgresStore implements Store {
   }
 
   async getSourceKey(keyId: string): Promise<OwnedSource | undefined> {
-    const row = await this.#get('SELECT id, key_id, key_sealed FROM sources WHERE key_id = $1', keyId);
+    const row = await this.#get(GET_SOURCE_KEY, keyId);
     return row && ownedSourceFromRow(row);
   }
 
   async recordHeartbeats(beats: readonly Heartbeat[]): Promise<number> {
     if (beats.length === 0) return 0;
-    // One statement for the whole batch: arrays of the values, joined to the rows by id.
     return this.#run(
-      `UPDATE sources AS s SET last_heartbeat_at = GREATEST(s.last_heartbeat_at, b.at),
-         system_info = COALESCE(b.system_info, s.system_info), status_info = COALESCE(b.status_info, s.status_info)
-       FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[]) AS b(id, at, system_info, status_info)
-       WHERE s.id = b.id`,
+      RECORD_HEARTBEATS,
       beats.map((b) => b.sourceId),
       beats.map((b) => b.at),
       beats.map((b) => b.systemInfo ?? null),

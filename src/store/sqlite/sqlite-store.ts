@@ -14,11 +14,13 @@ import {
 } from '../rows.ts';
 import type {
   BatchOutcome,
+  CreateExtras,
   CreateTokenOutcome,
   Heartbeat,
   IdempotencyKey,
   ImportOutcome,
   ImportRequest,
+  NonceUse,
   SourceQuery,
   Store,
   StoreObserver,
@@ -27,6 +29,7 @@ import type {
   TagRow,
   TokenQuery,
 } from '../store.ts';
+import { NonceUsedError } from '../store.ts';
 import { type Row, SqliteConnection } from './connection.ts';
 import { SqliteReadPool } from './read-pool.ts';
 
@@ -207,16 +210,21 @@ export class SqliteStore implements Store {
    * caller awaits settled() before it answers.
    */
   async useNonce(keyId: string, nonce: string, now: number, expiresAt: number, mayLag = false): Promise<boolean> {
-    const lagging = `${keyId}\n${nonce}`;
-    if (this.#laggingNonces.has(lagging)) return false;
     if (mayLag) {
       // A heartbeat's nonce (API.md 5.1): refused when seen, written within a second in a batch,
       // so a fleet's beats cost no commit each. A crash before that write lets one heartbeat repeat.
+      const lagging = `${keyId}\n${nonce}`;
+      if (this.#laggingNonces.has(lagging)) return false;
       if (this.#db.get('SELECT 1 AS seen FROM nonces WHERE key_id = ? AND nonce = ? AND expires_at > ?', keyId, nonce, now)) return false;
       this.#laggingNonces.set(lagging, { keyId, nonce, now, expiresAt });
       this.#laggingTimer ??= setTimeout(() => void this.#writeLaggingNonces(), LAGGING_NONCE_DELAY_MS).unref();
       return true;
     }
+    return this.#claimNonce(keyId, nonce, now, expiresAt);
+  }
+
+  #claimNonce(keyId: string, nonce: string, now: number, expiresAt: number): boolean {
+    if (this.#laggingNonces.has(`${keyId}\n${nonce}`)) return false;
     // One statement: a live row refuses; an expired row for the same nonce is taken over, not a replay.
     const { value } = this.#db.execute(() => this.#db.run(UPSERT_NONCE, keyId, nonce, expiresAt, now) > 0, true);
     return value;
@@ -251,7 +259,23 @@ export class SqliteStore implements Store {
     });
   }
 
-  createAccessToken(token: AccessTokenRecord, idem?: IdempotencyKey, tags: readonly Tag[] = []): Promise<CreateTokenOutcome> {
+  /**
+   * A write's NonceUse: recorded in the open transaction just before the write, as useNonce
+   * does, so both commit together; a failing write does not take it back (as with useNonce).
+   */
+  #nonceBefore(use: NonceUse | undefined): void {
+    if (!use) return;
+    if (!this.#claimNonce(use.keyId, use.nonce, use.now, use.expiresAt)) throw new NonceUsedError();
+    use.written = true;
+  }
+
+  createAccessToken(token: AccessTokenRecord, idem?: IdempotencyKey, extra: CreateExtras = {}): Promise<CreateTokenOutcome> {
+    const { tags = [], nonce } = extra;
+    try {
+      this.#nonceBefore(nonce);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     if (!idem) {
       return this.#db.write((): CreateTokenOutcome => {
         this.#db.run(INSERT_ACCESS_TOKEN, ...accessTokenValues(token));
@@ -328,6 +352,11 @@ export class SqliteStore implements Store {
   }
 
   importSource(req: ImportRequest): Promise<ImportOutcome> {
+    try {
+      this.#nonceBefore(req.nonce);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     // Runs inside the group-commit transaction, which holds SQLite's write lock:
     // no other writer, in this process or another, interleaves.
     return this.#db.write((): ImportOutcome => {
