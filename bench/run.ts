@@ -20,7 +20,7 @@ type StoreKind = 'sqlite' | 'postgres';
 
 const HELP = `Usage: npm run bench -- [options]
 
-  --scenario <list>     create,import,heartbeat,list-1k,list-1m,list-filtered,pgbench, all (default) or none (with --soak)
+  --scenario <list>     create,import,heartbeat,list-1k,list-1m,list-filtered,list-wave,pgbench, all (default) or none (with --soak)
   --store <list>        sqlite,postgres or all (default all; postgres is skipped when unreachable)
   --duration <s>        measured seconds per run (default 10)
   --warmup <s>          unmeasured seconds before each measurement (default 2)
@@ -215,7 +215,7 @@ async function runScenario(run: number, scenario: ScenarioName, store: StoreKind
     let plain: ScenarioResult['plain'];
     const plainCalls = (n: number) => Array.from({ length: n }, () => signedCall(BENCH_ROOT, 'GET', 'ListAccessTokens', {}));
     const probeSpec = () => ({ url: smcdUrl, intervalMs: 50, durationS, calls: plainCalls(Math.ceil((durationS * 1000) / 50) + 10) });
-    if (scenario === 'list-filtered') {
+    if (scenario === 'list-filtered' || scenario === 'list-wave') {
       const alone = await runProbe(probeSpec());
       log(
         `  plain ListAccessTokens every 50 ms, alone:          p50 ${ms(alone.p50)}   p99 ${ms(alone.p99)}   max ${ms(alone.max)}   failed ${alone.failed}`,
@@ -394,7 +394,7 @@ function summary(): string {
   for (const r of results.filter((x) => x.plain)) {
     const p = r.plain!;
     row(
-      `plain list p99 while filtered lists run, ${r.store} (run ${r.run})`,
+      `plain list p99 while ${r.scenario} runs, ${r.store} (run ${r.run})`,
       `${ms(p.loaded.p99)} (alone ${ms(p.alone.p99)})`,
       '< 20 ms',
       p.loaded.p99 < 20,

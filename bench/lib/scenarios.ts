@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { type Call, type Creds, signedCall, signedForm } from './presign.ts';
 import { BENCH_ROOT } from './processes.ts';
 
-export type ScenarioName = 'create' | 'import' | 'heartbeat' | 'list-1k' | 'list-1m' | 'list-filtered';
-export const SCENARIOS: readonly ScenarioName[] = ['create', 'import', 'heartbeat', 'list-1k', 'list-1m', 'list-filtered'];
+export type ScenarioName = 'create' | 'import' | 'heartbeat' | 'list-1k' | 'list-1m' | 'list-filtered' | 'list-wave';
+export const SCENARIOS: readonly ScenarioName[] = ['create', 'import', 'heartbeat', 'list-1k', 'list-1m', 'list-filtered', 'list-wave'];
 
 /** Codes a scenario puts into the database before the server starts (not through the API). */
 export const SEED: Record<ScenarioName, number> = {
@@ -13,6 +13,7 @@ export const SEED: Record<ScenarioName, number> = {
   'list-1k': 1_000,
   'list-1m': 1_000_000,
   'list-filtered': 100_000,
+  'list-wave': 1_000_000,
 };
 
 /** What smcd is asked, and what the baseline is sent instead (one request of the same shape). */
@@ -119,6 +120,21 @@ export function workload(name: ScenarioName, url: () => string): Workload {
             const source = fleet[i % fleet.length]!;
             return signedCall(source.key, 'POST', 'ReportSourceServerHeartbeat', { SourceId: source.sourceId });
           };
+        },
+      };
+    }
+    case 'list-wave': {
+      // Issue 14's mixed load: status-filtered lists over a million codes and an import wave
+      // (each import a new machine, round-robin over fresh codes), half and half.
+      const imports = workload('import', url);
+      return {
+        writes: false,
+        maxRate: 10_000,
+        sample: () => signedCall(BENCH_ROOT, 'GET', 'ListAccessTokens', { Status: 'activated' }),
+        async prepare(count) {
+          const importCall = await imports.prepare(Math.ceil(count / 2));
+          const statuses = ['activated', 'unactivated', 'expired'];
+          return (i) => (i % 2 === 0 ? signedCall(BENCH_ROOT, 'GET', 'ListAccessTokens', { Status: statuses[(i / 2) % 3]! }) : importCall(i >> 1));
         },
       };
     }
