@@ -1,4 +1,7 @@
+import { newEventId } from '../crypto/ids.ts';
+import { eventMaker, type MakeEvent } from '../domain/audit-event.ts';
 import { descriptionRule, nameRule } from '../domain/text-rules.ts';
+import type { RequestContext } from '../rpc/action.ts';
 import { integer, text } from '../rpc/params.ts';
 import { int } from '../rpc/shapes.ts';
 
@@ -19,3 +22,7 @@ export const pageFields = {
 
 /** PageNumber and PageSize as the store's offset and limit. */
 export const pageOf = (p: { PageNumber: number; PageSize: number }) => ({ offset: (p.PageNumber - 1) * p.PageSize, limit: p.PageSize });
+
+/** Events made by this request: its signer, client address and RequestId, at its time. */
+export const eventsOf = (ctx: RequestContext): MakeEvent =>
+  eventMaker(newEventId, { keyId: ctx.caller.keyId, clientIp: ctx.clientIp, requestId: ctx.requestId }, ctx.now);

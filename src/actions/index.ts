@@ -1,5 +1,6 @@
 import type { RpcAction } from '../rpc/action.ts';
 import { createAccessToken, deleteAccessToken, disableAccessToken, listAccessTokens } from './access-tokens.ts';
+import { describeAuditEvents } from './audit-events.ts';
 import type { Services } from './define.ts';
 import {
   deleteSourceServer,
@@ -8,6 +9,7 @@ import {
   modifySourceServerAttribute,
   reportSourceServerHeartbeat,
 } from './source-servers.ts';
+import { createWebhook, deleteWebhook, describeWebhookDeliveries, listWebhooks } from './webhooks.ts';
 
 /** The action table: every operation the API serves, declared once. */
 export const ACTIONS = [
@@ -20,6 +22,11 @@ export const ACTIONS = [
   describeSourceServers,
   modifySourceServerAttribute,
   deleteSourceServer,
+  describeAuditEvents,
+  createWebhook,
+  listWebhooks,
+  deleteWebhook,
+  describeWebhookDeliveries,
 ] as const;
 
 export type ActionTable = typeof ACTIONS;

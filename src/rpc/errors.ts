@@ -74,6 +74,7 @@ export const errors = {
   // resources
   accessTokenNotFound: () => new ApiError(404, 'InvalidAccessTokenId.NotFound', 'The specified AccessTokenId does not exist.'),
   sourceNotFound: () => new ApiError(404, 'InvalidSourceId.NotFound', 'The specified SourceId does not exist.'),
+  webhookNotFound: () => new ApiError(404, 'InvalidWebhookId.NotFound', 'The specified WebhookId does not exist.'),
   tokenExpired: () => new ApiError(403, 'AccessToken.Expired', 'The activation code has expired.'),
   tokenDisabled: () => new ApiError(403, 'AccessToken.Disabled', 'The activation code has been disabled.'),
   tokenCountExceeded: () => new ApiError(403, 'AccessToken.CountExceeded', 'The activation code has been used the maximum number of times.'),

@@ -6,7 +6,9 @@
 
 import type { AccessKeyRecord } from '../domain/access-key.ts';
 import type { AccessTokenRecord, ImportRefusal, TokenStatus } from '../domain/access-token.ts';
+import type { Actor, AuditEvent, EventQuery, StoredEvent } from '../domain/audit-event.ts';
 import type { OwnedSource, SourceFields, SourceRecord, SourceState } from '../domain/source-server.ts';
+import type { AttemptResult, DeliveryRecord, DeliveryStatus, WebhookRecord } from '../domain/webhook.ts';
 
 export interface Page {
   offset: number;
@@ -37,6 +39,8 @@ export interface Heartbeat {
   /** JSON object text; absent keeps the stored one. */
   systemInfo?: string;
   statusInfo?: string;
+  /** Who sent it: an Online event names them. */
+  actor?: Actor;
 }
 
 export interface IdempotencyKey {
@@ -70,11 +74,21 @@ export interface ImportRequest {
   newKeyId: string;
   /** Seals the new source key secret for the key id the source ends up with. */
   sealKey: (keyId: string) => string;
+  /**
+   * The events to record with the outcome, in its transaction: `exhausted` when this import
+   * took the code's last use. A refusal's events are committed although nothing else changes.
+   */
+  events?: (outcome: ImportOutcome, exhausted: boolean) => AuditEvent[];
 }
 
 export type ImportOutcome =
   | { outcome: 'refused'; reason: ImportRefusal; sourceId?: string }
   | { outcome: 'imported'; sourceId: string; keyId: string; usedSlot: boolean; created: boolean };
+
+export interface DeliveryQuery extends Page {
+  webhookId: string;
+  status?: DeliveryStatus;
+}
 
 /** What a store reports of its own workings, for /metrics. */
 export interface StoreObserver {
@@ -101,13 +115,17 @@ export interface Store {
   putMetaIfAbsent(key: string, value: string): Promise<string>;
 
   /** False when the id exists, or when `key` is a root key and a root key exists. */
-  insertAccessKey(key: AccessKeyRecord): Promise<boolean>;
+  /**
+   * Every change below that takes an `event` records it in the change's own transaction,
+   * only when the change happened (API.md 5.5).
+   */
+  insertAccessKey(key: AccessKeyRecord, event?: AuditEvent): Promise<boolean>;
   getRootAccessKey(): Promise<AccessKeyRecord | undefined>;
   getAccessKey(id: string): Promise<AccessKeyRecord | undefined>;
   listAccessKeys(): Promise<AccessKeyRecord[]>;
-  setAccessKeyEnabled(id: string, enabled: boolean): Promise<boolean>;
+  setAccessKeyEnabled(id: string, enabled: boolean, event?: AuditEvent): Promise<boolean>;
   setAccessKeySecret(id: string, secretSealed: string): Promise<boolean>;
-  deleteAccessKey(id: string): Promise<boolean>;
+  deleteAccessKey(id: string, event?: AuditEvent): Promise<boolean>;
 
   /**
    * Records a nonce; false when this key id used it before and it has not expired. It may
@@ -120,14 +138,14 @@ export interface Store {
    * could not be made so. A store whose writes are durable when they resolve resolves at once.
    */
   settled(): Promise<void>;
-  /** Forgets expired nonces and idempotency keys. */
-  purgeExpired(now: number): Promise<void>;
+  /** Forgets expired nonces and idempotency keys, and events (with their deliveries) older than `eventsBefore`. */
+  purgeExpired(now: number, eventsBefore?: number): Promise<void>;
 
-  createAccessToken(token: AccessTokenRecord, idempotency?: IdempotencyKey): Promise<CreateTokenOutcome>;
+  createAccessToken(token: AccessTokenRecord, idempotency?: IdempotencyKey, event?: AuditEvent): Promise<CreateTokenOutcome>;
   getAccessToken(id: string): Promise<AccessTokenRecord | undefined>;
   listAccessTokens(query: TokenQuery): Promise<{ total: number; items: AccessTokenRecord[] }>;
-  disableAccessToken(id: string): Promise<boolean>;
-  deleteAccessToken(id: string): Promise<boolean>;
+  disableAccessToken(id: string, event?: AuditEvent): Promise<boolean>;
+  deleteAccessToken(id: string, event?: AuditEvent): Promise<boolean>;
 
   /** Atomically: check the code, use one slot for a new machine, create or update the source. */
   importSource(request: ImportRequest): Promise<ImportOutcome>;
@@ -137,11 +155,43 @@ export interface Store {
   /**
    * Writes heartbeats, many at once: each source's last-heartbeat time (never moved back) and
    * the info it sent. Sources that no longer exist are skipped. Resolves with how many were written.
+   * A source marked offline (markOffline) is marked online again, with the event `online` makes.
    */
-  recordHeartbeats(beats: readonly Heartbeat[]): Promise<number>;
+  recordHeartbeats(beats: readonly Heartbeat[], online?: (beat: Heartbeat) => AuditEvent): Promise<number>;
+  /**
+   * Marks offline, once, every source whose last heartbeat is before `onlineSince`, recording the
+   * event `offline` makes for each in the same transaction; with several nodes each source is
+   * marked by one. Resolves with how many were marked.
+   */
+  markOffline(onlineSince: number, offline: (sourceId: string, lastHeartbeatAt: number) => AuditEvent): Promise<number>;
   describeSources(query: SourceQuery): Promise<{ total: number; items: SourceRecord[] }>;
-  modifySource(id: string, patch: { name?: string; description?: string }): Promise<boolean>;
-  deleteSource(id: string): Promise<boolean>;
+  modifySource(id: string, patch: { name?: string; description?: string }, event?: AuditEvent): Promise<boolean>;
+  deleteSource(id: string, event?: AuditEvent): Promise<boolean>;
+
+  /** Events, newest first (by the store's sequence). */
+  describeEvents(query: EventQuery): Promise<StoredEvent[]>;
+
+  createWebhook(webhook: WebhookRecord): Promise<void>;
+  listWebhooks(): Promise<WebhookRecord[]>;
+  getWebhook(id: string): Promise<WebhookRecord | undefined>;
+  /** Deletes the webhook and its deliveries. */
+  deleteWebhook(id: string): Promise<boolean>;
+  describeDeliveries(query: DeliveryQuery): Promise<{ total: number; items: DeliveryRecord[] }>;
+  /**
+   * For every webhook subscribed to AccessToken.ExpiringSoon: each open code expiring within
+   * its ExpiringSoonDays of `now` gets the event `expiring` makes, queued for that webhook,
+   * once per (webhook, code) across nodes. Resolves with how many were queued.
+   */
+  noticeExpiringTokens(now: number, expiring: (tokenId: string, expiresAt: number, days: number) => AuditEvent): Promise<number>;
+  /** Webhooks whose first pending delivery is due at `now`, and whose lease is free or held by `owner`. */
+  webhooksDue(now: number, owner: string): Promise<string[]>;
+  /** Takes or renews the webhook's delivery lease until `until`; undefined when another owner holds it. */
+  leaseWebhook(id: string, owner: string, now: number, until: number): Promise<WebhookRecord | undefined>;
+  releaseWebhook(id: string, owner: string): Promise<void>;
+  /** The webhook's first pending delivery in its order. */
+  nextDelivery(webhookId: string): Promise<DeliveryRecord | undefined>;
+  /** Records an attempt on a pending delivery. */
+  recordAttempt(webhookId: string, position: number, result: AttemptResult): Promise<void>;
 
   /** Re-seals every stored secret (master key rotation); returns how many were rewritten. */
   resealSecrets(reseal: (sealed: string, recordId: string) => string): Promise<number>;

@@ -1,17 +1,25 @@
 import type { AccessKeyRecord } from '../../domain/access-key.ts';
 import type { AccessTokenRecord } from '../../domain/access-token.ts';
+import type { AuditEvent, EventQuery, StoredEvent } from '../../domain/audit-event.ts';
 import type { OwnedSource, SourceRecord } from '../../domain/source-server.ts';
+import type { AttemptResult, DeliveryRecord, WebhookRecord } from '../../domain/webhook.ts';
 import {
   accessKeyFromRow,
   accessKeyValues,
   accessTokenFromRow,
   accessTokenValues,
+  deliveryFromRow,
+  eventFromRow,
+  eventTypesColumn,
+  eventValues,
   ownedSourceFromRow,
   sourceFieldValues,
   sourceFromRow,
+  webhookFromRow,
 } from '../rows.ts';
 import {
   type CreateTokenOutcome,
+  type DeliveryQuery,
   type Heartbeat,
   type IdempotencyKey,
   type ImportOutcome,
@@ -44,6 +52,47 @@ const UPDATE_SOURCE_ON_IMPORT = `UPDATE sources SET key_sealed = $1, access_toke
   description = COALESCE($4, description), hostname = $5, platform = $6, architecture = $7, kernel_level = $8,
   agent_version = $9, system_disk_size = $10, data_disks = $11, system_info = $12, last_import_at = $13,
   last_client_ip = $14, last_heartbeat_at = $13 WHERE id = $15`;
+
+/**
+ * An event and its webhook deliveries as common table expressions, to put in the statement
+ * or transaction of the change they record; their parameters are numbered from `first`.
+ * Each subscribed webhook's row gives the delivery its position: the row stays locked until
+ * the commit, so a webhook's positions follow the order its events commit in, on every node.
+ * With `guard`, the event is written only when that CTE returned rows (the change happened).
+ * With `webhookId`, the delivery is queued for that webhook only (ExpiringSoon).
+ */
+function eventCtes(event: AuditEvent, first: number, opts: { guard?: string; webhookId?: string } = {}): { sql: string; params: unknown[] } {
+  const p = (i: number) => `$${first + i}`;
+  const when = opts.guard ? `WHERE EXISTS (SELECT 1 FROM ${opts.guard})` : '';
+  const hooks = opts.webhookId === undefined ? `strpos(event_types, ${p(9)}) > 0` : `id = ${p(9)}`;
+  return {
+    sql: `ev AS (INSERT INTO audit_events (id, event_time, event_type, resource_type, resource_id, actor_key_id, client_ip, request_id, detail)
+        SELECT ${p(0)}::text, ${p(1)}::bigint, ${p(2)}::text, ${p(3)}::text, ${p(4)}::text, ${p(5)}::text, ${p(6)}::text, ${p(7)}::text,
+          ${p(8)}::text ${when} RETURNING seq, event_time),
+      hooks AS (UPDATE webhooks SET next_position = next_position + 1 WHERE ${hooks} AND EXISTS (SELECT 1 FROM ev)
+        RETURNING id, next_position),
+      queued AS (INSERT INTO webhook_deliveries (webhook_id, position, event_seq, created_at, next_attempt_at)
+        SELECT hooks.id, hooks.next_position, ev.seq, ev.event_time, ev.event_time FROM hooks CROSS JOIN ev RETURNING 1)`,
+    // ExpiringSoon is queued per webhook by its sweep, never to every subscriber at once.
+    params: [...eventValues(event), opts.webhookId ?? (event.type === 'AccessToken.ExpiringSoon' ? ',-,' : eventTypesColumn([event.type]))],
+  };
+}
+
+/** One statement for a whole batch of heartbeats: arrays of the values, joined to the rows by id. */
+const RECORD_HEARTBEATS = `UPDATE sources AS s SET last_heartbeat_at = GREATEST(s.last_heartbeat_at, b.at),
+    system_info = COALESCE(b.system_info, s.system_info), status_info = COALESCE(b.status_info, s.status_info)
+  FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[]) AS b(id, at, system_info, status_info)
+  WHERE s.id = b.id`;
+
+const heartbeatArrays = (beats: readonly Heartbeat[]) => [
+  beats.map((b) => b.sourceId),
+  beats.map((b) => b.at),
+  beats.map((b) => b.systemInfo ?? null),
+  beats.map((b) => b.statusInfo ?? null),
+];
+
+const DELIVERY_COLUMNS = `d.*, e.id, e.event_time, e.event_type, e.resource_type, e.resource_id, e.actor_key_id, e.client_ip,
+  e.request_id, e.detail`;
 
 /** A WHERE clause and its values, numbered from $1. */
 class Where {
@@ -132,6 +181,26 @@ export class PostgresStore implements Store {
     return this.#db.op('write', async (q) => (await q(sql, ...params)).rowCount ?? 0);
   }
 
+  /**
+   * One statement that changes rows (`change`, with RETURNING 1, its parameters numbered from
+   * $1) and records `event` when it changed any; true when it did.
+   */
+  async #change(event: AuditEvent | undefined, change: string, ...params: unknown[]): Promise<boolean> {
+    if (!event) return (await this.#run(change, ...params)) > 0;
+    const ctes = eventCtes(event, params.length + 1, { guard: 'changed' });
+    const row = await this.#db.op(
+      'write',
+      async (q) => (await q(`WITH changed AS (${change}), ${ctes.sql} SELECT COUNT(*) AS n FROM changed`, ...params, ...ctes.params)).rows[0],
+    );
+    return Number(row?.n) > 0;
+  }
+
+  /** Records an event inside a running transaction. */
+  async #event(q: Query, event: AuditEvent, webhookId?: string): Promise<void> {
+    const ctes = eventCtes(event, 1, { webhookId });
+    await q(`WITH ${ctes.sql} SELECT 1`, ...ctes.params);
+  }
+
   close(): Promise<void> {
     return this.#db.close();
   }
@@ -166,13 +235,13 @@ export class PostgresStore implements Store {
     });
   }
 
-  async insertAccessKey(key: AccessKeyRecord): Promise<boolean> {
-    const inserted = await this.#run(
+  async insertAccessKey(key: AccessKeyRecord, event?: AuditEvent): Promise<boolean> {
+    return this.#change(
+      event,
       `INSERT INTO access_keys (id, secret_sealed, description, allowed_actions, is_root, enabled, created_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
+       VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING 1`,
       ...accessKeyValues(key),
     );
-    return inserted > 0;
   }
 
   async getRootAccessKey(): Promise<AccessKeyRecord | undefined> {
@@ -189,16 +258,16 @@ export class PostgresStore implements Store {
     return (await this.#all('SELECT * FROM access_keys ORDER BY created_at, id')).map(accessKeyFromRow);
   }
 
-  async setAccessKeyEnabled(id: string, enabled: boolean): Promise<boolean> {
-    return (await this.#run('UPDATE access_keys SET enabled = $1 WHERE id = $2', enabled ? 1 : 0, id)) > 0;
+  async setAccessKeyEnabled(id: string, enabled: boolean, event?: AuditEvent): Promise<boolean> {
+    return this.#change(event, 'UPDATE access_keys SET enabled = $1 WHERE id = $2 RETURNING 1', enabled ? 1 : 0, id);
   }
 
   async setAccessKeySecret(id: string, secretSealed: string): Promise<boolean> {
     return (await this.#run('UPDATE access_keys SET secret_sealed = $1 WHERE id = $2', secretSealed, id)) > 0;
   }
 
-  async deleteAccessKey(id: string): Promise<boolean> {
-    return (await this.#run('DELETE FROM access_keys WHERE id = $1', id)) > 0;
+  async deleteAccessKey(id: string, event?: AuditEvent): Promise<boolean> {
+    return this.#change(event, 'DELETE FROM access_keys WHERE id = $1 RETURNING 1', id);
   }
 
   async useNonce(keyId: string, nonce: string, now: number, expiresAt: number): Promise<boolean> {
@@ -215,21 +284,28 @@ export class PostgresStore implements Store {
     return changed > 0;
   }
 
-  async purgeExpired(now: number): Promise<void> {
+  async purgeExpired(now: number, eventsBefore?: number): Promise<void> {
     await this.#db.op('write', async (q) => {
       await q('DELETE FROM nonces WHERE expires_at <= $1', now);
       await q('DELETE FROM client_tokens WHERE expires_at <= $1', now);
+      if (eventsBefore !== undefined) {
+        await q('DELETE FROM webhook_deliveries WHERE created_at < $1', eventsBefore);
+        await q('DELETE FROM audit_events WHERE event_time < $1', eventsBefore);
+      }
     });
   }
 
-  async createAccessToken(token: AccessTokenRecord, idem?: IdempotencyKey): Promise<CreateTokenOutcome> {
+  async createAccessToken(token: AccessTokenRecord, idem?: IdempotencyKey, event?: AuditEvent): Promise<CreateTokenOutcome> {
     if (!idem) {
-      // One statement: the code and its count move together.
+      // One statement: the code, its count and its event move together.
+      const ctes = event ? eventCtes(event, 14, { guard: 'created' }) : undefined;
       await this.#run(
-        `WITH created AS (${INSERT_ACCESS_TOKEN} RETURNING 1)
-         UPDATE access_token_counts SET n = n + (SELECT COUNT(*) FROM created) WHERE shard = $13`,
+        `WITH created AS (${INSERT_ACCESS_TOKEN} RETURNING 1),
+         counted AS (UPDATE access_token_counts SET n = n + (SELECT COUNT(*) FROM created) WHERE shard = $13 RETURNING 1)
+         ${ctes ? `, ${ctes.sql}` : ''} SELECT 1`,
         ...accessTokenValues(token),
         countShard(),
+        ...(ctes?.params ?? []),
       );
       return { outcome: 'created', token };
     }
@@ -252,6 +328,7 @@ export class PostgresStore implements Store {
         if (claimed.rowCount) {
           await q(INSERT_ACCESS_TOKEN, ...accessTokenValues(token));
           await q('UPDATE access_token_counts SET n = n + 1 WHERE shard = $1', countShard());
+          if (event) await this.#event(q, event);
           return { outcome: 'created', token };
         }
         const prior = (
@@ -298,16 +375,17 @@ export class PostgresStore implements Store {
     return cheap ? this.#db.op('read', list) : this.#db.heavy('read', list);
   }
 
-  async disableAccessToken(id: string): Promise<boolean> {
-    return (await this.#run('UPDATE access_tokens SET disabled = 1 WHERE id = $1', id)) > 0;
+  async disableAccessToken(id: string, event?: AuditEvent): Promise<boolean> {
+    return this.#change(event, 'UPDATE access_tokens SET disabled = 1 WHERE id = $1 RETURNING 1', id);
   }
 
-  async deleteAccessToken(id: string): Promise<boolean> {
+  async deleteAccessToken(id: string, event?: AuditEvent): Promise<boolean> {
     // The token row first: the same lock order as importSource, so the two cannot deadlock.
     return this.#db.op('tx', async (q) => {
       const deleted = (await q('DELETE FROM access_tokens WHERE id = $1', id)).rowCount ?? 0;
       await q('DELETE FROM token_uses WHERE access_token_id = $1', id);
       if (deleted > 0) await q('UPDATE access_token_counts SET n = n - 1 WHERE shard = $1', countShard());
+      if (deleted > 0 && event) await this.#event(q, event);
       return deleted > 0;
     });
   }
@@ -316,56 +394,68 @@ export class PostgresStore implements Store {
     // The token row lock serialises every import with this code, on every node: the
     // ownership check, the count check, the use record and the increment are one decision.
     return this.#db.op('tx', async (q): Promise<ImportOutcome> => {
-      const row = (await q('SELECT * FROM access_tokens WHERE id = $1 FOR UPDATE', req.tokenId)).rows[0];
-      if (!row) return { outcome: 'refused', reason: 'token-gone' };
-      const refusal = req.refusal(accessTokenFromRow(row));
-      if (refusal) return { outcome: 'refused', reason: refusal };
-      // The machine's source row is locked too: the same machine may be importing with
-      // another code (another token lock) at this moment.
-      const existing = (await q('SELECT id, key_id, key_sealed FROM sources WHERE machine_id = $1 FOR UPDATE', req.machineId)).rows[0];
-      if (existing && !req.ownsSource(ownedSourceFromRow(existing))) {
-        return { outcome: 'refused', reason: 'machine-in-use', sourceId: String(existing.id) };
-      }
-      const used = Boolean(
-        (await q('SELECT 1 AS used FROM token_uses WHERE access_token_id = $1 AND machine_id = $2', req.tokenId, req.machineId)).rowCount,
-      );
-      if (!used) {
-        const slot = await q(
-          'UPDATE access_tokens SET registered_count = registered_count + 1 WHERE id = $1 AND registered_count < count',
-          req.tokenId,
-        );
-        if (!slot.rowCount) return { outcome: 'refused', reason: 'count' };
-        await q('INSERT INTO token_uses (access_token_id, machine_id, used_at) VALUES ($1, $2, $3)', req.tokenId, req.machineId, req.now);
-      }
-      if (existing) {
-        const keyId = String(existing.key_id);
-        await q(
-          UPDATE_SOURCE_ON_IMPORT,
-          req.sealKey(keyId),
-          req.tokenId,
-          ...sourceFieldValues(req.fields, 'update'),
-          req.now,
-          req.clientIp,
-          existing.id,
-        );
-        return { outcome: 'imported', sourceId: String(existing.id), keyId, usedSlot: !used, created: false };
-      }
-      const inserted = await q(
-        INSERT_SOURCE,
-        req.newSourceId,
-        req.newKeyId,
-        req.sealKey(req.newKeyId),
+      let exhausted = false;
+      const outcome = await this.#decideImport(q, req, () => {
+        exhausted = true;
+      });
+      for (const event of req.events?.(outcome, exhausted) ?? []) await this.#event(q, event);
+      return outcome;
+    });
+  }
+
+  /** The import's decision and its writes, inside the caller's transaction; `tookLast` is called when it used the code's last slot. */
+  async #decideImport(q: Query, req: ImportRequest, tookLast: () => void): Promise<ImportOutcome> {
+    const row = (await q('SELECT * FROM access_tokens WHERE id = $1 FOR UPDATE', req.tokenId)).rows[0];
+    if (!row) return { outcome: 'refused', reason: 'token-gone' };
+    const refusal = req.refusal(accessTokenFromRow(row));
+    if (refusal) return { outcome: 'refused', reason: refusal };
+    // The machine's source row is locked too: the same machine may be importing with
+    // another code (another token lock) at this moment.
+    const existing = (await q('SELECT id, key_id, key_sealed FROM sources WHERE machine_id = $1 FOR UPDATE', req.machineId)).rows[0];
+    if (existing && !req.ownsSource(ownedSourceFromRow(existing))) {
+      return { outcome: 'refused', reason: 'machine-in-use', sourceId: String(existing.id) };
+    }
+    const used = Boolean(
+      (await q('SELECT 1 AS used FROM token_uses WHERE access_token_id = $1 AND machine_id = $2', req.tokenId, req.machineId)).rowCount,
+    );
+    if (!used) {
+      const slot = await q(
+        'UPDATE access_tokens SET registered_count = registered_count + 1 WHERE id = $1 AND registered_count < count',
         req.tokenId,
-        req.machineId,
-        ...sourceFieldValues(req.fields, 'insert'),
+      );
+      if (!slot.rowCount) return { outcome: 'refused', reason: 'count' };
+      // The code's row is locked by this transaction: this use is its last when one was left.
+      if (Number(row.registered_count) + 1 === Number(row.count)) tookLast();
+      await q('INSERT INTO token_uses (access_token_id, machine_id, used_at) VALUES ($1, $2, $3)', req.tokenId, req.machineId, req.now);
+    }
+    if (existing) {
+      const keyId = String(existing.key_id);
+      await q(
+        UPDATE_SOURCE_ON_IMPORT,
+        req.sealKey(keyId),
+        req.tokenId,
+        ...sourceFieldValues(req.fields, 'update'),
         req.now,
         req.clientIp,
+        existing.id,
       );
-      // Another import created this machine's source since our read: roll back (the slot
-      // too) and decide again, now against that source and its owner.
-      if (!inserted.rowCount) throw new RetryTransaction();
-      return { outcome: 'imported', sourceId: req.newSourceId, keyId: req.newKeyId, usedSlot: !used, created: true };
-    });
+      return { outcome: 'imported', sourceId: String(existing.id), keyId, usedSlot: !used, created: false };
+    }
+    const inserted = await q(
+      INSERT_SOURCE,
+      req.newSourceId,
+      req.newKeyId,
+      req.sealKey(req.newKeyId),
+      req.tokenId,
+      req.machineId,
+      ...sourceFieldValues(req.fields, 'insert'),
+      req.now,
+      req.clientIp,
+    );
+    // Another import created this machine's source since our read: roll back (the slot
+    // too) and decide again, now against that source and its owner.
+    if (!inserted.rowCount) throw new RetryTransaction();
+    return { outcome: 'imported', sourceId: req.newSourceId, keyId: req.newKeyId, usedSlot: !used, created: true };
   }
 
   async getSource(id: string): Promise<SourceRecord | undefined> {
@@ -378,19 +468,36 @@ export class PostgresStore implements Store {
     return row && ownedSourceFromRow(row);
   }
 
-  async recordHeartbeats(beats: readonly Heartbeat[]): Promise<number> {
+  async recordHeartbeats(beats: readonly Heartbeat[], online?: (beat: Heartbeat) => AuditEvent): Promise<number> {
     if (beats.length === 0) return 0;
-    // One statement for the whole batch: arrays of the values, joined to the rows by id.
-    return this.#run(
-      `UPDATE sources AS s SET last_heartbeat_at = GREATEST(s.last_heartbeat_at, b.at),
-         system_info = COALESCE(b.system_info, s.system_info), status_info = COALESCE(b.status_info, s.status_info)
-       FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[]) AS b(id, at, system_info, status_info)
-       WHERE s.id = b.id`,
-      beats.map((b) => b.sourceId),
-      beats.map((b) => b.at),
-      beats.map((b) => b.systemInfo ?? null),
-      beats.map((b) => b.statusInfo ?? null),
-    );
+    if (online) {
+      // Sources coming back from offline get their Online event with the beat, in one transaction.
+      return this.#db.op('tx', async (q) => {
+        const back = await q(
+          'UPDATE sources SET offline = 0 WHERE offline = 1 AND id = ANY($1::text[]) RETURNING id',
+          beats.map((b) => b.sourceId),
+        );
+        const byId = new Map(beats.map((b) => [b.sourceId, b]));
+        for (const r of back.rows) {
+          const beat = byId.get(String(r.id));
+          if (beat) await this.#event(q, online(beat));
+        }
+        return (await q(RECORD_HEARTBEATS, ...heartbeatArrays(beats))).rowCount ?? 0;
+      });
+    }
+    return this.#run(RECORD_HEARTBEATS, ...heartbeatArrays(beats));
+  }
+
+  async markOffline(onlineSince: number, offline: (sourceId: string, lastHeartbeatAt: number) => AuditEvent): Promise<number> {
+    // Row locks make each source's transition one node's: another node's UPDATE waits, then skips it.
+    return this.#db.op('tx', async (q) => {
+      const marked = await q(
+        'UPDATE sources SET offline = 1 WHERE offline = 0 AND last_heartbeat_at < $1 RETURNING id, last_heartbeat_at',
+        onlineSince,
+      );
+      for (const r of marked.rows) await this.#event(q, offline(String(r.id), Number(r.last_heartbeat_at)));
+      return marked.rows.length;
+    });
   }
 
   describeSources(query: SourceQuery): Promise<{ total: number; items: SourceRecord[] }> {
@@ -409,18 +516,159 @@ export class PostgresStore implements Store {
     return query.ids !== undefined && query.offset <= CHEAP_OFFSET ? this.#db.op('read', describe) : this.#db.heavy('read', describe);
   }
 
-  async modifySource(id: string, patch: { name?: string; description?: string }): Promise<boolean> {
-    const changed = await this.#run(
-      'UPDATE sources SET name = COALESCE($1, name), description = COALESCE($2, description) WHERE id = $3',
+  async modifySource(id: string, patch: { name?: string; description?: string }, event?: AuditEvent): Promise<boolean> {
+    return this.#change(
+      event,
+      'UPDATE sources SET name = COALESCE($1, name), description = COALESCE($2, description) WHERE id = $3 RETURNING 1',
       patch.name ?? null,
       patch.description ?? null,
       id,
     );
-    return changed > 0;
   }
 
-  async deleteSource(id: string): Promise<boolean> {
-    return (await this.#run('DELETE FROM sources WHERE id = $1', id)) > 0;
+  async deleteSource(id: string, event?: AuditEvent): Promise<boolean> {
+    return this.#change(event, 'DELETE FROM sources WHERE id = $1 RETURNING 1', id);
+  }
+
+  async describeEvents(query: EventQuery): Promise<StoredEvent[]> {
+    const w = new Where();
+    if (query.types) w.in('event_type', query.types);
+    if (query.resourceId !== undefined) w.eq('resource_id', query.resourceId);
+    if (query.startTime !== undefined) w.raw(`event_time >= ${w.value(query.startTime)}`);
+    if (query.endTime !== undefined) w.raw(`event_time <= ${w.value(query.endTime)}`);
+    if (query.beforeSeq !== undefined) w.raw(`seq < ${w.value(query.beforeSeq)}`);
+    const rows = await this.#db.heavy('read', (q) =>
+      q(`SELECT * FROM audit_events ${w.sql} ORDER BY seq DESC LIMIT ${w.value(query.limit)}`, ...w.params),
+    );
+    return rows.rows.map(eventFromRow);
+  }
+
+  async createWebhook(hook: WebhookRecord): Promise<void> {
+    await this.#run(
+      'INSERT INTO webhooks (id, url, event_types, expiring_soon_days, secret_sealed, created_at) VALUES ($1, $2, $3, $4, $5, $6)',
+      hook.id,
+      hook.url,
+      eventTypesColumn(hook.eventTypes),
+      hook.expiringSoonDays,
+      hook.secretSealed,
+      hook.createdAt,
+    );
+  }
+
+  async listWebhooks(): Promise<WebhookRecord[]> {
+    return (await this.#all('SELECT * FROM webhooks ORDER BY seq DESC')).map(webhookFromRow);
+  }
+
+  async getWebhook(id: string): Promise<WebhookRecord | undefined> {
+    const row = await this.#get('SELECT * FROM webhooks WHERE id = $1', id);
+    return row && webhookFromRow(row);
+  }
+
+  async deleteWebhook(id: string): Promise<boolean> {
+    return this.#db.op('tx', async (q) => {
+      const deleted = (await q('DELETE FROM webhooks WHERE id = $1', id)).rowCount ?? 0;
+      await q('DELETE FROM webhook_deliveries WHERE webhook_id = $1', id);
+      await q('DELETE FROM expiry_notices WHERE webhook_id = $1', id);
+      return deleted > 0;
+    });
+  }
+
+  describeDeliveries(query: DeliveryQuery): Promise<{ total: number; items: DeliveryRecord[] }> {
+    const w = new Where();
+    w.eq('d.webhook_id', query.webhookId);
+    if (query.status) w.eq('d.status', query.status);
+    return this.#db.heavy('read', async (q) => {
+      const counted = await q(`SELECT COUNT(*) AS n FROM webhook_deliveries d ${w.sql}`, ...w.params);
+      const n = w.params.length;
+      const rows = await q(
+        `SELECT ${DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN audit_events e ON e.seq = d.event_seq ${w.sql}
+         ORDER BY d.position DESC LIMIT $${n + 1} OFFSET $${n + 2}`,
+        ...w.params,
+        query.limit,
+        query.offset,
+      );
+      return { total: Number(counted.rows[0]?.n), items: rows.rows.map(deliveryFromRow) };
+    });
+  }
+
+  async noticeExpiringTokens(now: number, expiring: (tokenId: string, expiresAt: number, days: number) => AuditEvent): Promise<number> {
+    const hooks = await this.#all("SELECT id, expiring_soon_days FROM webhooks WHERE strpos(event_types, ',AccessToken.ExpiringSoon,') > 0");
+    let queued = 0;
+    for (const h of hooks) {
+      const days = Number(h.expiring_soon_days);
+      // The notice's primary key makes each (webhook, code) one node's: a racing insert waits, then does nothing.
+      queued += await this.#db.op('tx', async (q) => {
+        const due = await q(
+          `INSERT INTO expiry_notices (webhook_id, access_token_id)
+             SELECT $1, t.id FROM access_tokens t WHERE t.closed = 0 AND t.expires_at > $2 AND t.expires_at <= $3
+           ON CONFLICT DO NOTHING RETURNING access_token_id,
+             (SELECT expires_at FROM access_tokens WHERE id = access_token_id) AS expires_at`,
+          h.id,
+          now,
+          now + days * 86_400_000,
+        );
+        for (const r of due.rows) await this.#event(q, expiring(String(r.access_token_id), Number(r.expires_at), days), String(h.id));
+        return due.rows.length;
+      });
+    }
+    return queued;
+  }
+
+  async webhooksDue(now: number, owner: string): Promise<string[]> {
+    const rows = await this.#all(
+      `SELECT w.id FROM webhooks w WHERE (w.lease_until <= $1 OR w.lease_owner = $2)
+       AND (SELECT d.next_attempt_at FROM webhook_deliveries d WHERE d.webhook_id = w.id AND d.status = 'pending'
+            ORDER BY d.position LIMIT 1) <= $1`,
+      now,
+      owner,
+    );
+    return rows.map((r) => String(r.id));
+  }
+
+  async leaseWebhook(id: string, owner: string, now: number, until: number): Promise<WebhookRecord | undefined> {
+    // One statement: of two nodes racing for a free lease, the second re-checks the row after the first commits and gets nothing.
+    const row = await this.#db.op(
+      'write',
+      async (q) =>
+        (
+          await q(
+            'UPDATE webhooks SET lease_owner = $1, lease_until = $2 WHERE id = $3 AND (lease_until <= $4 OR lease_owner = $1) RETURNING *',
+            owner,
+            until,
+            id,
+            now,
+          )
+        ).rows[0],
+    );
+    return row && webhookFromRow(row);
+  }
+
+  async releaseWebhook(id: string, owner: string): Promise<void> {
+    await this.#run('UPDATE webhooks SET lease_until = 0 WHERE id = $1 AND lease_owner = $2', id, owner);
+  }
+
+  async nextDelivery(webhookId: string): Promise<DeliveryRecord | undefined> {
+    const row = await this.#get(
+      `SELECT ${DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN audit_events e ON e.seq = d.event_seq
+       WHERE d.webhook_id = $1 AND d.status = 'pending' ORDER BY d.position LIMIT 1`,
+      webhookId,
+    );
+    return row && deliveryFromRow(row);
+  }
+
+  async recordAttempt(webhookId: string, position: number, r: AttemptResult): Promise<void> {
+    await this.#run(
+      `UPDATE webhook_deliveries SET attempts = $1, first_attempt_at = $2, last_attempt_at = $3, last_status_code = $4, status = $5,
+       next_attempt_at = $6 WHERE webhook_id = $7 AND position = $8 AND status = 'pending'`,
+      r.attempts,
+      r.firstAttemptAt,
+      r.at,
+      r.statusCode,
+      r.status,
+      r.nextAttemptAt,
+      webhookId,
+      position,
+    );
   }
 
   async resealSecrets(reseal: (sealed: string, recordId: string) => string): Promise<number> {
@@ -438,6 +686,9 @@ export class PostgresStore implements Store {
         }
         for (const r of (await q('SELECT id, key_id, key_sealed FROM sources FOR UPDATE')).rows) {
           n += (await q('UPDATE sources SET key_sealed = $1 WHERE id = $2', reseal(String(r.key_sealed), String(r.key_id)), r.id)).rowCount ?? 0;
+        }
+        for (const r of (await q('SELECT id, secret_sealed FROM webhooks FOR UPDATE')).rows) {
+          n += (await q('UPDATE webhooks SET secret_sealed = $1 WHERE id = $2', reseal(String(r.secret_sealed), String(r.id)), r.id)).rowCount ?? 0;
         }
         return n;
       },
