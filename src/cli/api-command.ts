@@ -10,7 +10,7 @@ const kebab = (name: string) => name.replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLo
 export const flagOf = (name: string, decl: ParamDecl) => decl.flag ?? kebab(name);
 
 const placeholder = (decl: ParamDecl) =>
-  decl.kind === 'integer' ? 'N' : decl.kind === 'enum' ? decl.values.join('|') : decl.kind === 'list' ? 'ID' : 'TEXT';
+  decl.kind === 'integer' ? 'N' : decl.kind === 'enum' ? decl.values.join('|') : decl.kind === 'list' ? (decl.values ? 'TYPE' : 'ID') : 'TEXT';
 
 export interface ApiCall<N extends ActionName> {
   client: ReturnType<typeof apiContext>['client'];
@@ -87,7 +87,14 @@ function usageLine(sub: Subcommand): string {
 }
 
 /** A command whose subcommands each call one action through the public API, signed like any client. */
-export function apiCommand(spec: { name: string; summary: string; example: string; subcommands: Subcommand[] }): Command {
+export function apiCommand(spec: {
+  name: string;
+  summary: string;
+  example: string;
+  subcommands: Subcommand[];
+  /** The subcommand run when none is named (`smcd audit` lists). */
+  defaultSubcommand?: string;
+}): Command {
   const options: Record<string, OptionSpec> = { ...apiOptions };
   const docs = new Map<string, string[]>();
   for (const sub of spec.subcommands) {
@@ -111,6 +118,7 @@ export function apiCommand(spec: { name: string; summary: string; example: strin
     example: spec.example,
     options,
     async run(values, positionals) {
+      if (positionals.length === 0 && spec.defaultSubcommand) positionals = [spec.defaultSubcommand];
       const name = positionals[0];
       const sub = spec.subcommands.find((s) => s.name === name);
       const all = spec.subcommands.map((s) => s.name);
