@@ -48,6 +48,8 @@ export class WebhookDispatcher {
   #timer?: NodeJS.Timeout;
   #ticking?: Promise<void>;
   #stopped = false;
+  /** Aborts the attempts in flight when the node stops. */
+  readonly #stopping = new AbortController();
 
   constructor(private readonly o: DispatcherOptions) {}
 
@@ -96,6 +98,8 @@ export class WebhookDispatcher {
           return;
         }
         const status = await this.#post(hook, delivery.event);
+        // Cut short by the node stopping: not an answer of the receiver; the event goes again later.
+        if (this.#stopped) return;
         const result = attemptResult(delivery, clock(), status, this.o.backoff, (this.o.random ?? Math.random)());
         await store.recordAttempt(id, delivery.position, result);
         if (result.status !== 'delivered')
@@ -122,7 +126,7 @@ export class WebhookDispatcher {
         },
         body,
         redirect: 'manual',
-        signal: AbortSignal.timeout(this.o.timeoutMs),
+        signal: AbortSignal.any([this.#stopping.signal, AbortSignal.timeout(this.o.timeoutMs)]),
       });
       await res.body?.cancel().catch(() => {});
       return res.status;
@@ -131,10 +135,11 @@ export class WebhookDispatcher {
     }
   }
 
-  /** Stops polling; attempts under way finish (each is bounded by the timeout). */
+  /** Stops polling and aborts the attempts under way (they are not recorded: their events go again). */
   async stop(): Promise<void> {
     this.#stopped = true;
     clearInterval(this.#timer);
+    this.#stopping.abort();
     await this.#ticking;
     await Promise.all(this.#workers);
   }

@@ -471,8 +471,10 @@ export class PostgresStore implements Store {
   async recordHeartbeats(beats: readonly Heartbeat[], online?: (beat: Heartbeat) => AuditEvent): Promise<number> {
     if (beats.length === 0) return 0;
     if (online) {
-      // Sources coming back from offline get their Online event with the beat, in one transaction.
+      // Sources coming back from offline get their Online event with the beat, in one transaction:
+      // the source rows first, the webhook rows (locked by the events) last, the lock order of every other change.
       return this.#db.op('tx', async (q) => {
+        const written = (await q(RECORD_HEARTBEATS, ...heartbeatArrays(beats))).rowCount ?? 0;
         const back = await q(
           'UPDATE sources SET offline = 0 WHERE offline = 1 AND id = ANY($1::text[]) RETURNING id',
           beats.map((b) => b.sourceId),
@@ -482,7 +484,7 @@ export class PostgresStore implements Store {
           const beat = byId.get(String(r.id));
           if (beat) await this.#event(q, online(beat));
         }
-        return (await q(RECORD_HEARTBEATS, ...heartbeatArrays(beats))).rowCount ?? 0;
+        return written;
       });
     }
     return this.#run(RECORD_HEARTBEATS, ...heartbeatArrays(beats));
