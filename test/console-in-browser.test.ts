@@ -474,8 +474,9 @@ describe('the web console in headless Chromium', { skip }, () => {
     await page.locator('#audit-type').selectOption('AccessToken.Delete');
     await page.fill('#audit-resource', deleted.ResourceId);
     await page.click('#audit-filters button[type="submit"]');
-    await page.locator('#audit-table tbody tr').filter({ hasText: 'AccessToken.Delete' }).waitFor();
+    // The unfiltered list holds several deletes: wait for the filtered one alone.
     await page.locator('#audit-table tbody tr').nth(1).waitFor({ state: 'detached' });
+    await row(deleted.EventId).waitFor();
     const text = await row(deleted.EventId).innerText();
     assert.match(
       text,
