@@ -394,27 +394,30 @@ export class PostgresStore implements Store {
     // The token row lock serialises every import with this code, on every node: the
     // ownership check, the count check, the use record and the increment are one decision.
     return this.#db.op('tx', async (q): Promise<ImportOutcome> => {
-      let exhausted = false;
-      const outcome = await this.#decideImport(q, req, () => {
-        exhausted = true;
-      });
-      for (const event of req.events?.(outcome, exhausted) ?? []) await this.#event(q, event);
+      const { outcome, events } = await this.#decideImport(q, req);
+      for (const event of events) await this.#event(q, event);
       return outcome;
     });
   }
 
-  /** The import's decision and its writes, inside the caller's transaction; `tookLast` is called when it used the code's last slot. */
-  async #decideImport(q: Query, req: ImportRequest, tookLast: () => void): Promise<ImportOutcome> {
+  /**
+   * The import's decision and its writes, inside the caller's transaction. A successful
+   * import's first event rides on its last statement (no extra round trip while the code's
+   * row is locked); the events it returns are left to record.
+   */
+  async #decideImport(q: Query, req: ImportRequest): Promise<{ outcome: ImportOutcome; events: AuditEvent[] }> {
+    const refused = (outcome: ImportOutcome) => ({ outcome, events: req.events?.(outcome, false) ?? [] });
     const row = (await q('SELECT * FROM access_tokens WHERE id = $1 FOR UPDATE', req.tokenId)).rows[0];
-    if (!row) return { outcome: 'refused', reason: 'token-gone' };
+    if (!row) return refused({ outcome: 'refused', reason: 'token-gone' });
     const refusal = req.refusal(accessTokenFromRow(row));
-    if (refusal) return { outcome: 'refused', reason: refusal };
+    if (refusal) return refused({ outcome: 'refused', reason: refusal });
     // The machine's source row is locked too: the same machine may be importing with
     // another code (another token lock) at this moment.
     const existing = (await q('SELECT id, key_id, key_sealed FROM sources WHERE machine_id = $1 FOR UPDATE', req.machineId)).rows[0];
     if (existing && !req.ownsSource(ownedSourceFromRow(existing))) {
-      return { outcome: 'refused', reason: 'machine-in-use', sourceId: String(existing.id) };
+      return refused({ outcome: 'refused', reason: 'machine-in-use', sourceId: String(existing.id) });
     }
+    let exhausted = false;
     const used = Boolean(
       (await q('SELECT 1 AS used FROM token_uses WHERE access_token_id = $1 AND machine_id = $2', req.tokenId, req.machineId)).rowCount,
     );
@@ -423,25 +426,35 @@ export class PostgresStore implements Store {
         'UPDATE access_tokens SET registered_count = registered_count + 1 WHERE id = $1 AND registered_count < count',
         req.tokenId,
       );
-      if (!slot.rowCount) return { outcome: 'refused', reason: 'count' };
+      if (!slot.rowCount) return refused({ outcome: 'refused', reason: 'count' });
       // The code's row is locked by this transaction: this use is its last when one was left.
-      if (Number(row.registered_count) + 1 === Number(row.count)) tookLast();
+      exhausted = Number(row.registered_count) + 1 === Number(row.count);
       await q('INSERT INTO token_uses (access_token_id, machine_id, used_at) VALUES ($1, $2, $3)', req.tokenId, req.machineId, req.now);
     }
+    const outcome: ImportOutcome = existing
+      ? { outcome: 'imported', sourceId: String(existing.id), keyId: String(existing.key_id), usedSlot: !used, created: false }
+      : { outcome: 'imported', sourceId: req.newSourceId, keyId: req.newKeyId, usedSlot: !used, created: true };
+    const [first, ...rest] = req.events?.(outcome, exhausted) ?? [];
+    // The source's statement, with the first event when there is one (written only if the statement changed a row).
+    const withEvent = async (sql: string, ...params: unknown[]) => {
+      if (!first) return (await q(sql, ...params)).rowCount ?? 0;
+      const ctes = eventCtes(first, params.length + 1, { guard: 'changed' });
+      const r = await q(`WITH changed AS (${sql} RETURNING 1), ${ctes.sql} SELECT COUNT(*) AS n FROM changed`, ...params, ...ctes.params);
+      return Number(r.rows[0]?.n);
+    };
     if (existing) {
-      const keyId = String(existing.key_id);
-      await q(
+      await withEvent(
         UPDATE_SOURCE_ON_IMPORT,
-        req.sealKey(keyId),
+        req.sealKey(outcome.keyId),
         req.tokenId,
         ...sourceFieldValues(req.fields, 'update'),
         req.now,
         req.clientIp,
         existing.id,
       );
-      return { outcome: 'imported', sourceId: String(existing.id), keyId, usedSlot: !used, created: false };
+      return { outcome, events: rest };
     }
-    const inserted = await q(
+    const inserted = await withEvent(
       INSERT_SOURCE,
       req.newSourceId,
       req.newKeyId,
@@ -453,9 +466,9 @@ export class PostgresStore implements Store {
       req.clientIp,
     );
     // Another import created this machine's source since our read: roll back (the slot
-    // too) and decide again, now against that source and its owner.
-    if (!inserted.rowCount) throw new RetryTransaction();
-    return { outcome: 'imported', sourceId: req.newSourceId, keyId: req.newKeyId, usedSlot: !used, created: true };
+    // too, the event too) and decide again, now against that source and its owner.
+    if (!inserted) throw new RetryTransaction();
+    return { outcome, events: rest };
   }
 
   async getSource(id: string): Promise<SourceRecord | undefined> {
