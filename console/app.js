@@ -779,12 +779,16 @@ const EVENT_TYPES = [
   'AccessToken.Create',
   'AccessToken.Disable',
   'AccessToken.Delete',
+  'AccessToken.Tag',
   'AccessToken.ExpiringSoon',
   'AccessToken.Exhausted',
   'SourceServer.Import',
   'SourceServer.ImportRefused',
   'SourceServer.Modify',
   'SourceServer.Delete',
+  'SourceServer.Approve',
+  'SourceServer.Reject',
+  'SourceServer.Tag',
   'SourceServer.Offline',
   'SourceServer.Online',
   'AccessKey.Create',
@@ -793,7 +797,17 @@ const EVENT_TYPES = [
   'AccessKey.Delete',
 ];
 
-const EVENT_BADGES = { ImportRefused: 'bad', Offline: 'bad', Online: 'ok', Create: 'ok', Import: 'ok', Delete: 'warn', Disable: 'warn' };
+const EVENT_BADGES = {
+  ImportRefused: 'bad',
+  Offline: 'bad',
+  Online: 'ok',
+  Create: 'ok',
+  Import: 'ok',
+  Delete: 'warn',
+  Disable: 'warn',
+  Approve: 'ok',
+  Reject: 'warn',
+};
 
 /** Detail as `Key: value` lines; it is a JSON object string, shown as text either way. */
 function detailCell(detail) {

@@ -7,6 +7,7 @@ import { SMCD_BIN } from './helpers/process-server.ts';
 import { startTestServer, type TestServer, tempDir, testClock } from './helpers/server.ts';
 import { type ApiResponse, type Creds, callV1, REQUEST_ID } from './helpers/sign.ts';
 import { openTestDatabase, STORE_KINDS, storeSkipReason } from './helpers/stores.ts';
+import { sleep, startReceiver } from './helpers/webhook-receiver.ts';
 
 const run = promisify(execFile);
 const MINUTE = 60_000;
@@ -28,6 +29,7 @@ for (const kind of STORE_KINDS) {
     let s: TestServer;
     let db: { url: string; drop(): Promise<void> };
     let dir: string;
+    let receiver: Awaited<ReturnType<typeof startReceiver>>;
     const clock = testClock(Date.UTC(2032, 5, 1, 12));
     const ts = (ms = clock()) => `${new Date(ms).toISOString().slice(0, 19)}Z`;
     /** Every secret this test saw: none may appear in an event. */
@@ -65,11 +67,13 @@ for (const kind of STORE_KINDS) {
     before(async () => {
       dir = tempDir();
       db = await openTestDatabase(kind, dir);
+      receiver = await startReceiver(() => 204);
       s = await startTestServer({ dir, database: db.url, clock, heartbeatRateSeconds: 10, sweepIntervalMs: 20, keepDir: true });
       secrets.push(s.root.secret);
     });
     after(async () => {
       await s?.close();
+      await receiver?.close();
       await db?.drop();
       rmSync(dir, { recursive: true, force: true });
     });
@@ -187,6 +191,132 @@ for (const kind of STORE_KINDS) {
     it('DeleteSourceServer', async () => {
       const r = await ok(s.root, 'DeleteSourceServer', { SourceId: source1 });
       assert.equal((await only('SourceServer.Delete', source1)).RequestId, r.body.RequestId);
+    });
+
+    it('TagResources, UntagResources, ApproveSourceServers, RejectSourceServers: one event per resource changed, delivered to webhooks', async () => {
+      const types = ['AccessToken.Tag', 'SourceServer.Tag', 'SourceServer.Approve', 'SourceServer.Reject'];
+      const hook = await ok(s.root, 'CreateWebhook', {
+        Url: `${receiver.url}/tags`,
+        ...Object.fromEntries(types.map((t, i) => [`EventType.${i + 1}`, t])),
+      });
+      const strict = await ok(s.root, 'CreateAccessToken', { Count: '3', RequireApproval: 'true' });
+      const strictCode = { id: strict.body.AccessTokenId, secret: strict.body.AccessTokenCode };
+      secrets.push(strictCode.secret);
+      const pending: string[] = [];
+      for (const machine of ['audit-p1', 'audit-p2', 'audit-p3']) {
+        const r = await ok(strictCode, 'ImportSourceServer', { MachineId: machine });
+        secrets.push(r.body.SourceKeySecret);
+        pending.push(r.body.SourceId);
+      }
+      const [p1, p2, p3] = pending as [string, string, string];
+
+      // Tags on a code and on two sources: one event per resource, with the keys and values set.
+      const tagCode = await ok(s.root, 'TagResources', {
+        ResourceType: 'accesstoken',
+        'ResourceId.1': strictCode.id,
+        'Tag.1.Key': 'env',
+        'Tag.1.Value': 'prod',
+        'Tag.2.Key': 'team',
+        'Tag.2.Value': 'db',
+      });
+      const codeTagged = await only('AccessToken.Tag', strictCode.id);
+      assert.equal(codeTagged.ResourceType, 'accesstoken');
+      assert.equal(codeTagged.ActorKeyId, s.root.id);
+      assert.equal(codeTagged.ClientIp, '127.0.0.1');
+      assert.equal(codeTagged.RequestId, tagCode.body.RequestId);
+      assert.deepEqual(detail(codeTagged), {
+        Set: [
+          { Key: 'env', Value: 'prod' },
+          { Key: 'team', Value: 'db' },
+        ],
+      });
+      const tagSources = await ok(s.root, 'TagResources', {
+        ResourceType: 'sourceserver',
+        'ResourceId.1': p1,
+        'ResourceId.2': p2,
+        'Tag.1.Key': 'rack',
+        'Tag.1.Value': 'r7',
+      });
+      for (const id of [p1, p2]) {
+        const e = await only('SourceServer.Tag', id);
+        assert.equal(e.ResourceType, 'sourceserver');
+        assert.equal(e.RequestId, tagSources.body.RequestId);
+        assert.deepEqual(detail(e), { Set: [{ Key: 'rack', Value: 'r7' }] });
+      }
+      assert.equal((await events({ 'EventType.1': 'SourceServer.Tag', ResourceId: p3 })).length, 0, 'an untouched source has no event');
+
+      // Untag: the keys each resource lost; a resource that lost none has no event.
+      const untag = await ok(s.root, 'UntagResources', { ResourceType: 'sourceserver', 'ResourceId.1': p1, 'ResourceId.2': p3, 'TagKey.1': 'rack' });
+      const p1Tags = await events({ 'EventType.1': 'SourceServer.Tag', ResourceId: p1 });
+      assert.equal(p1Tags.length, 2);
+      assert.equal(p1Tags[0]!.RequestId, untag.body.RequestId, 'newest first');
+      assert.deepEqual(detail(p1Tags[0]!), { Removed: ['rack'] });
+      assert.equal((await events({ 'EventType.1': 'SourceServer.Tag', ResourceId: p3 })).length, 0, 'nothing removed from p3: no event');
+      await ok(s.root, 'UntagResources', { ResourceType: 'accesstoken', 'ResourceId.1': strictCode.id, All: 'true' });
+      assert.deepEqual(detail((await events({ 'EventType.1': 'AccessToken.Tag', ResourceId: strictCode.id }))[0]!), { Removed: ['env', 'team'] });
+
+      // A refused batch (an unknown id among them) changes nothing and records nothing.
+      const before = (await events()).length;
+      const refused = await call(s.root, 'TagResources', {
+        ResourceType: 'sourceserver',
+        'ResourceId.1': p3,
+        'ResourceId.2': 's-nothere',
+        'Tag.1.Key': 'k',
+        'Tag.1.Value': 'v',
+      });
+      assert.equal(refused.body.Code, 'InvalidSourceId.NotFound');
+      assert.equal(
+        (await call(s.root, 'ApproveSourceServers', { 'SourceId.1': p1, 'SourceId.2': 's-nothere' })).body.Code,
+        'InvalidSourceId.NotFound',
+      );
+      assert.equal(
+        (await call(s.root, 'RejectSourceServers', { 'SourceId.1': p1, 'SourceId.2': 's-nothere' })).body.Code,
+        'InvalidSourceId.NotFound',
+      );
+      assert.equal((await events()).length, before, 'refused batches record nothing');
+
+      // Approve: one event per source that became Approved; approving it again changes nothing.
+      const approve = await ok(s.root, 'ApproveSourceServers', { 'SourceId.1': p1, 'SourceId.2': p2 });
+      for (const id of [p1, p2]) {
+        const e = await only('SourceServer.Approve', id);
+        assert.equal(e.ResourceType, 'sourceserver');
+        assert.equal(e.ActorKeyId, s.root.id);
+        assert.equal(e.ClientIp, '127.0.0.1');
+        assert.equal(e.RequestId, approve.body.RequestId);
+        assert.deepEqual(detail(e), { ApprovalStatus: 'Approved' });
+      }
+      await ok(s.root, 'ApproveSourceServers', { 'SourceId.1': p1 });
+      assert.equal((await events({ 'EventType.1': 'SourceServer.Approve', ResourceId: p1 })).length, 1, 'already Approved: no event');
+
+      // Reject: one event per source deleted, with the status it had.
+      const reject = await ok(s.root, 'RejectSourceServers', { 'SourceId.1': p2, 'SourceId.2': p3 });
+      for (const [id, status] of [
+        [p2, 'Approved'],
+        [p3, 'Pending'],
+      ] as const) {
+        const e = await only('SourceServer.Reject', id);
+        assert.equal(e.ResourceType, 'sourceserver');
+        assert.equal(e.ActorKeyId, s.root.id);
+        assert.equal(e.RequestId, reject.body.RequestId);
+        assert.deepEqual(detail(e), { ApprovalStatus: status });
+      }
+
+      // The webhook subscribed to these types was queued each one with its change, and receives them all in order.
+      const recorded = (
+        await events({ 'EventType.1': types[0]!, 'EventType.2': types[1]!, 'EventType.3': types[2]!, 'EventType.4': types[3]! })
+      ).reverse();
+      assert.equal(recorded.length, 9);
+      const queued = await ok(s.root, 'DescribeWebhookDeliveries', { WebhookId: hook.body.WebhookId, PageSize: '50' });
+      assert.equal(queued.body.TotalCount, recorded.length);
+      for (let i = 0; i < 400 && receiver.received.length < recorded.length; i++) await sleep(25);
+      assert.deepEqual(
+        receiver.received.map((r) => r.event.EventId),
+        recorded.map((e) => e.EventId),
+      );
+      assert.deepEqual(
+        receiver.received.map((r) => r.event.EventType),
+        recorded.map((e) => e.EventType),
+      );
     });
 
     it('smcd keys create, disable, enable, delete record AccessKey events with the actor "cli"', async () => {

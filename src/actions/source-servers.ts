@@ -307,7 +307,9 @@ export const approveSourceServers = defineAction({
   params: { SourceId: sourceIdsParam },
   response: obj({}),
   async handler(ctx, p) {
-    const refused = batchRefusal(await ctx.services.store.approveSources(p.SourceId), errors.sourceNotFound);
+    const event = eventsOf(ctx);
+    const outcome = await ctx.services.store.approveSources(p.SourceId, (id) => event('SourceServer.Approve', id, { ApprovalStatus: 'Approved' }));
+    const refused = batchRefusal(outcome, errors.sourceNotFound);
     if (refused) throw refused;
     ctx.services.log.info(
       { audit: 'ApproveSourceServers', requestId: ctx.requestId, keyId: ctx.caller.keyId, sourceIds: p.SourceId },
@@ -325,7 +327,10 @@ export const rejectSourceServers = defineAction({
   params: { SourceId: sourceIdsParam },
   response: obj({}),
   async handler(ctx, p) {
-    const refused = batchRefusal(await ctx.services.store.rejectSources(p.SourceId), errors.sourceNotFound);
+    const event = eventsOf(ctx);
+    // The status the source had when it was rejected (a source may be rejected after approval).
+    const outcome = await ctx.services.store.rejectSources(p.SourceId, (id, status) => event('SourceServer.Reject', id, { ApprovalStatus: status }));
+    const refused = batchRefusal(outcome, errors.sourceNotFound);
     if (refused) throw refused;
     ctx.services.log.info(
       { audit: 'RejectSourceServers', requestId: ctx.requestId, keyId: ctx.caller.keyId, sourceIds: p.SourceId },

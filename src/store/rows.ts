@@ -182,3 +182,13 @@ export function deliveryFromRow(r: Row): DeliveryRecord {
     nextAttemptAt: Number(r.next_attempt_at),
   };
 }
+
+/** The ids of RETURNING rows, sorted: a batch's events in a stable order. */
+export const sortedIds = (rows: Row[]) => rows.map((r) => String(r.id)).sort();
+
+/** Deleted tag rows (resource_id, key) as each resource's keys, resources and keys sorted. */
+export function keysById(rows: Row[]): Array<[string, string[]]> {
+  const byId = new Map<string, string[]>();
+  for (const r of rows) byId.set(String(r.resource_id), [...(byId.get(String(r.resource_id)) ?? []), String(r.key)]);
+  return [...byId].sort(([a], [b]) => (a < b ? -1 : 1)).map(([id, k]) => [id, k.sort()]);
+}

@@ -240,18 +240,32 @@ export interface Store {
   modifySource(id: string, patch: { name?: string; description?: string }, event?: AuditEvent): Promise<boolean>;
   /** Deletes the source and its tags. */
   deleteSource(id: string, event?: AuditEvent): Promise<boolean>;
-  /** Pending → Approved for every id; an unknown id changes nothing. */
-  approveSources(ids: readonly string[]): Promise<BatchOutcome>;
-  /** Deletes every one of these sources and their tags (their keys stop working); an unknown id changes nothing. */
-  rejectSources(ids: readonly string[]): Promise<BatchOutcome>;
+  /**
+   * Pending → Approved for every id; an unknown id changes nothing. `approved` makes the event
+   * of each source that changed (API.md 5.5), recorded in the same transaction.
+   */
+  approveSources(ids: readonly string[], approved?: (sourceId: string) => AuditEvent): Promise<BatchOutcome>;
+  /**
+   * Deletes every one of these sources and their tags (their keys stop working); an unknown id
+   * changes nothing. `rejected` makes each deleted source's event, given the status it had.
+   */
+  rejectSources(ids: readonly string[], rejected?: (sourceId: string, status: ApprovalStatus) => AuditEvent): Promise<BatchOutcome>;
 
   /**
    * Sets the tags on every resource (a key it has gets the new value); a resource that does not
-   * exist or would pass MAX_TAGS_PER_RESOURCE changes nothing.
+   * exist or would pass MAX_TAGS_PER_RESOURCE changes nothing. `tagged` makes each resource's event.
    */
-  tagResources(type: TagResourceType, ids: readonly string[], tags: readonly Tag[]): Promise<BatchOutcome>;
-  /** Removes these keys (or all tags) from every resource; an unknown resource changes nothing. */
-  untagResources(type: TagResourceType, ids: readonly string[], keys: readonly string[] | 'all'): Promise<BatchOutcome>;
+  tagResources(type: TagResourceType, ids: readonly string[], tags: readonly Tag[], tagged?: (id: string) => AuditEvent): Promise<BatchOutcome>;
+  /**
+   * Removes these keys (or all tags) from every resource; an unknown resource changes nothing.
+   * `untagged` makes the event of each resource that lost tags, given the keys it lost (sorted).
+   */
+  untagResources(
+    type: TagResourceType,
+    ids: readonly string[],
+    keys: readonly string[] | 'all',
+    untagged?: (id: string, removed: string[]) => AuditEvent,
+  ): Promise<BatchOutcome>;
   listTagResources(query: TagQuery): Promise<TagRow[]>;
 
   /** Events, newest first (by the store's sequence). */

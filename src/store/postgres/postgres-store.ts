@@ -2,7 +2,7 @@ import type { AccessKeyRecord } from '../../domain/access-key.ts';
 import { type AccessTokenRecord, approvalOnCreate } from '../../domain/access-token.ts';
 import type { AuditEvent, EventQuery, StoredEvent } from '../../domain/audit-event.ts';
 import type { OwnedSource, SourceRecord } from '../../domain/source-server.ts';
-import { inheritedTags, MAX_TAGS_PER_RESOURCE, type Tag, type TagFilter, type TagResourceType } from '../../domain/tags.ts';
+import { type ApprovalStatus, inheritedTags, MAX_TAGS_PER_RESOURCE, type Tag, type TagFilter, type TagResourceType } from '../../domain/tags.ts';
 import type { AttemptResult, DeliveryRecord, WebhookRecord } from '../../domain/webhook.ts';
 import {
   accessKeyFromRow,
@@ -13,7 +13,9 @@ import {
   eventFromRow,
   eventTypesColumn,
   eventValues,
+  keysById,
   ownedSourceFromRow,
+  sortedIds,
   sourceFieldValues,
   sourceFromRow,
   webhookFromRow,
@@ -780,28 +782,36 @@ export class PostgresStore implements Store {
     });
   }
 
-  approveSources(ids: readonly string[]): Promise<BatchOutcome> {
+  approveSources(ids: readonly string[], approved?: (sourceId: string) => AuditEvent): Promise<BatchOutcome> {
     const sorted = lockOrder(ids);
     return this.#db.op('tx', async (q): Promise<BatchOutcome> => {
       const missing = await lockResources(q, 'sourceserver', sorted);
       if (missing !== undefined) return { outcome: 'not-found', id: missing };
-      await q("UPDATE sources SET approval_status = 'Approved' WHERE id = ANY($1::text[]) AND approval_status = 'Pending'", sorted);
+      const changed = await q(
+        "UPDATE sources SET approval_status = 'Approved' WHERE id = ANY($1::text[]) AND approval_status = 'Pending' RETURNING id",
+        sorted,
+      );
+      if (approved) for (const id of sortedIds(changed.rows)) await recordEvent(q, approved(id));
       return { outcome: 'done' };
     });
   }
 
-  rejectSources(ids: readonly string[]): Promise<BatchOutcome> {
+  rejectSources(ids: readonly string[], rejected?: (sourceId: string, status: ApprovalStatus) => AuditEvent): Promise<BatchOutcome> {
     const sorted = lockOrder(ids);
     return this.#db.op('tx', async (q): Promise<BatchOutcome> => {
       const missing = await lockResources(q, 'sourceserver', sorted);
       if (missing !== undefined) return { outcome: 'not-found', id: missing };
       await q("DELETE FROM tags WHERE resource_type = 'sourceserver' AND resource_id = ANY($1::text[])", sorted);
-      await q('DELETE FROM sources WHERE id = ANY($1::text[])', sorted);
+      const deleted = await q('DELETE FROM sources WHERE id = ANY($1::text[]) RETURNING id, approval_status', sorted);
+      if (rejected) {
+        const status = new Map(deleted.rows.map((r) => [String(r.id), String(r.approval_status) as ApprovalStatus]));
+        for (const id of sortedIds(deleted.rows)) await recordEvent(q, rejected(id, status.get(id) ?? 'Approved'));
+      }
       return { outcome: 'done' };
     });
   }
 
-  tagResources(type: TagResourceType, ids: readonly string[], tags: readonly Tag[]): Promise<BatchOutcome> {
+  tagResources(type: TagResourceType, ids: readonly string[], tags: readonly Tag[], tagged?: (id: string) => AuditEvent): Promise<BatchOutcome> {
     const sorted = lockOrder(ids);
     const keys = tags.map((t) => t.key);
     // The resource rows are locked first, so concurrent tagging of one resource cannot pass the limit together.
@@ -826,17 +836,31 @@ export class PostgresStore implements Store {
         keys,
         tags.map((t) => t.value),
       );
+      if (tagged) for (const id of sorted) await recordEvent(q, tagged(id));
       return { outcome: 'done' };
     });
   }
 
-  untagResources(type: TagResourceType, ids: readonly string[], keys: readonly string[] | 'all'): Promise<BatchOutcome> {
+  untagResources(
+    type: TagResourceType,
+    ids: readonly string[],
+    keys: readonly string[] | 'all',
+    untagged?: (id: string, removed: string[]) => AuditEvent,
+  ): Promise<BatchOutcome> {
     const sorted = lockOrder(ids);
     return this.#db.op('tx', async (q): Promise<BatchOutcome> => {
       const missing = await lockResources(q, type, sorted);
       if (missing !== undefined) return { outcome: 'not-found', id: missing };
-      if (keys === 'all') await q('DELETE FROM tags WHERE resource_type = $1 AND resource_id = ANY($2::text[])', type, sorted);
-      else await q('DELETE FROM tags WHERE resource_type = $1 AND resource_id = ANY($2::text[]) AND key = ANY($3::text[])', type, sorted, keys);
+      const removed =
+        keys === 'all'
+          ? await q('DELETE FROM tags WHERE resource_type = $1 AND resource_id = ANY($2::text[]) RETURNING resource_id, key', type, sorted)
+          : await q(
+              'DELETE FROM tags WHERE resource_type = $1 AND resource_id = ANY($2::text[]) AND key = ANY($3::text[]) RETURNING resource_id, key',
+              type,
+              sorted,
+              keys,
+            );
+      if (untagged) for (const [id, lost] of keysById(removed.rows)) await recordEvent(q, untagged(id, lost));
       return { outcome: 'done' };
     });
   }

@@ -2,7 +2,7 @@ import type { AccessKeyRecord } from '../../domain/access-key.ts';
 import { type AccessTokenRecord, approvalOnCreate } from '../../domain/access-token.ts';
 import type { AuditEvent, EventQuery, StoredEvent } from '../../domain/audit-event.ts';
 import type { OwnedSource, SourceRecord } from '../../domain/source-server.ts';
-import { inheritedTags, MAX_TAGS_PER_RESOURCE, type Tag, type TagFilter, type TagResourceType } from '../../domain/tags.ts';
+import { type ApprovalStatus, inheritedTags, MAX_TAGS_PER_RESOURCE, type Tag, type TagFilter, type TagResourceType } from '../../domain/tags.ts';
 import type { AttemptResult, DeliveryRecord, WebhookRecord } from '../../domain/webhook.ts';
 import {
   accessKeyFromRow,
@@ -13,7 +13,9 @@ import {
   eventFromRow,
   eventTypesColumn,
   eventValues,
+  keysById,
   ownedSourceFromRow,
+  sortedIds,
   sourceFieldValues,
   sourceFromRow,
   webhookFromRow,
@@ -591,26 +593,34 @@ export class SqliteStore implements Store {
     });
   }
 
-  approveSources(ids: readonly string[]): Promise<BatchOutcome> {
+  approveSources(ids: readonly string[], approved?: (sourceId: string) => AuditEvent): Promise<BatchOutcome> {
     return this.#db.write((): BatchOutcome => {
       const missing = this.#firstMissing('sourceserver', ids);
       if (missing !== undefined) return { outcome: 'not-found', id: missing };
-      this.#db.run(`UPDATE sources SET approval_status = 'Approved' WHERE approval_status = 'Pending' AND ${inList('id', ids)[0]}`, ...ids);
+      const changed = this.#db.all(
+        `UPDATE sources SET approval_status = 'Approved' WHERE approval_status = 'Pending' AND ${inList('id', ids)[0]} RETURNING id`,
+        ...ids,
+      );
+      if (approved) for (const r of sortedIds(changed)) this.#event(approved(r));
       return { outcome: 'done' };
     });
   }
 
-  rejectSources(ids: readonly string[]): Promise<BatchOutcome> {
+  rejectSources(ids: readonly string[], rejected?: (sourceId: string, status: ApprovalStatus) => AuditEvent): Promise<BatchOutcome> {
     return this.#db.write((): BatchOutcome => {
       const missing = this.#firstMissing('sourceserver', ids);
       if (missing !== undefined) return { outcome: 'not-found', id: missing };
       this.#db.run(`DELETE FROM tags WHERE resource_type = 'sourceserver' AND ${inList('resource_id', ids)[0]}`, ...ids);
-      this.#db.run(`DELETE FROM sources WHERE ${inList('id', ids)[0]}`, ...ids);
+      const deleted = this.#db.all(`DELETE FROM sources WHERE ${inList('id', ids)[0]} RETURNING id, approval_status`, ...ids);
+      if (rejected) {
+        const status = new Map(deleted.map((r) => [String(r.id), String(r.approval_status) as ApprovalStatus]));
+        for (const id of sortedIds(deleted)) this.#event(rejected(id, status.get(id) ?? 'Approved'));
+      }
       return { outcome: 'done' };
     });
   }
 
-  tagResources(type: TagResourceType, ids: readonly string[], tags: readonly Tag[]): Promise<BatchOutcome> {
+  tagResources(type: TagResourceType, ids: readonly string[], tags: readonly Tag[], tagged?: (id: string) => AuditEvent): Promise<BatchOutcome> {
     const keys = tags.map((t) => t.key);
     return this.#db.write((): BatchOutcome => {
       const missing = this.#firstMissing(type, ids);
@@ -628,17 +638,31 @@ export class SqliteStore implements Store {
         if (kept + keys.length > MAX_TAGS_PER_RESOURCE) return { outcome: 'too-many-tags', id };
       }
       for (const id of ids) for (const t of tags) this.#db.run(UPSERT_TAG, type, id, t.key, t.value);
+      if (tagged) for (const id of [...new Set(ids)].sort()) this.#event(tagged(id));
       return { outcome: 'done' };
     });
   }
 
-  untagResources(type: TagResourceType, ids: readonly string[], keys: readonly string[] | 'all'): Promise<BatchOutcome> {
+  untagResources(
+    type: TagResourceType,
+    ids: readonly string[],
+    keys: readonly string[] | 'all',
+    untagged?: (id: string, removed: string[]) => AuditEvent,
+  ): Promise<BatchOutcome> {
     return this.#db.write((): BatchOutcome => {
       const missing = this.#firstMissing(type, ids);
       if (missing !== undefined) return { outcome: 'not-found', id: missing };
       const [idSql] = inList('resource_id', ids);
-      if (keys === 'all') this.#db.run(`DELETE FROM tags WHERE resource_type = ? AND ${idSql}`, type, ...ids);
-      else this.#db.run(`DELETE FROM tags WHERE resource_type = ? AND ${idSql} AND ${inList('key', keys)[0]}`, type, ...ids, ...keys);
+      const removed =
+        keys === 'all'
+          ? this.#db.all(`DELETE FROM tags WHERE resource_type = ? AND ${idSql} RETURNING resource_id, key`, type, ...ids)
+          : this.#db.all(
+              `DELETE FROM tags WHERE resource_type = ? AND ${idSql} AND ${inList('key', keys)[0]} RETURNING resource_id, key`,
+              type,
+              ...ids,
+              ...keys,
+            );
+      if (untagged) for (const [id, lost] of keysById(removed)) this.#event(untagged(id, lost));
       return { outcome: 'done' };
     });
   }
