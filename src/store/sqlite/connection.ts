@@ -1,4 +1,5 @@
 import { closeSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { type StoreObserver, StoreOpenError, StoreUnavailableError } from '../store.ts';
@@ -81,6 +82,25 @@ interface OpenBatch {
   failed: Array<(err: unknown) => void>;
 }
 
+/**
+ * fsync of a file, on libuv's thread pool: the event loop goes on meanwhile. A WAL file that
+ * is gone was checkpointed into the database and removed, and a checkpoint syncs the database.
+ */
+async function syncFile(path: string): Promise<void> {
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    handle = await open(path, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
 /** How many distinct statements are kept prepared (the SQL texts are few; IN lists vary). */
 const STATEMENT_CACHE_SIZE = 500;
 
@@ -93,11 +113,18 @@ function busyToUnavailable(err: unknown): unknown {
 }
 
 /**
- * One SQLite connection (WAL, synchronous=FULL) with group commit. The first write of a
- * turn of the event loop opens a transaction (BEGIN IMMEDIATE), every write of that turn
- * runs in it at once, each in its own savepoint (a failing write rolls back alone), and
- * the transaction is committed - one fsync - when the turn ends (setImmediate). A write's
- * promise resolves only after that commit: a resolved write is on disk.
+ * One SQLite connection (WAL) with group commit. The first write of a turn of the event loop
+ * opens a transaction (BEGIN IMMEDIATE), every write of that turn runs in it at once, each in
+ * its own savepoint (a failing write rolls back alone), and the transaction is committed when
+ * the turn ends (setImmediate). A write's promise resolves only once its commit is on disk:
+ * a resolved write is durable.
+ *
+ * The fsync is made off the event loop (issue 14). The connection runs synchronous=NORMAL, so
+ * COMMIT hands the WAL frames to the operating system without waiting for the disk, and the
+ * WAL file is then fsynced on libuv's thread pool; the batch's writes resolve when that fsync
+ * returns. This is what synchronous=FULL does in WAL mode (one sync of the WAL after each
+ * commit; checkpoints sync alike in both modes), without holding the loop for the disk. While
+ * one fsync runs, later commits wait for the next, which covers all of them.
  *
  * Reads on this connection see the open transaction's writes before they are committed.
  * Whoever answers a client from what it read must therefore wait for settled() first;
@@ -107,8 +134,13 @@ export class SqliteConnection {
   readonly path: string;
   readonly #db: Database.Database;
   readonly #statements = new Map<string, Database.Statement>();
-  readonly #tx: Record<'begin' | 'commit' | 'rollback' | 'savepoint' | 'release' | 'rollbackTo' | 'unsynced' | 'synced', Database.Statement>;
+  readonly #tx: Record<'begin' | 'commit' | 'rollback' | 'savepoint' | 'release' | 'rollbackTo', Database.Statement>;
   #batch?: OpenBatch;
+  /** A file database's WAL, fsynced after commits; none in memory, where nothing is synced. */
+  readonly #walPath?: string;
+  /** Committed batches waiting for the next fsync of the WAL, and those the running one covers. */
+  #unsynced: OpenBatch[] = [];
+  #syncing: OpenBatch[] = [];
   /** Set for the rest of a turn whose transaction SQLite rolled back mid-way: settled() fails. */
   #aborted?: { error: unknown };
   #closed = false;
@@ -126,6 +158,10 @@ export class SqliteConnection {
       db.pragma('foreign_keys = ON');
       this.#db = db;
       this.#migrate(path);
+      if (path !== ':memory:') {
+        db.pragma('synchronous = NORMAL');
+        this.#walPath = `${path}-wal`;
+      }
     } catch (err) {
       db?.close();
       throw openError(err, path);
@@ -137,8 +173,6 @@ export class SqliteConnection {
       savepoint: this.#db.prepare('SAVEPOINT write'),
       release: this.#db.prepare('RELEASE write'),
       rollbackTo: this.#db.prepare('ROLLBACK TO write'),
-      unsynced: this.#db.prepare('PRAGMA synchronous = NORMAL'),
-      synced: this.#db.prepare('PRAGMA synchronous = FULL'),
     };
   }
 
@@ -185,7 +219,33 @@ export class SqliteConnection {
       return;
     }
     this.observer?.groupCommit(batch.size);
-    for (const done of batch.committed) done();
+    if (!this.#walPath) {
+      for (const done of batch.committed) done();
+      return;
+    }
+    this.#unsynced.push(batch);
+    this.#syncWal();
+  }
+
+  /** Starts an fsync of the WAL for every committed batch waiting, unless one is running. */
+  #syncWal(): void {
+    if (this.#syncing.length > 0 || this.#unsynced.length === 0 || !this.#walPath) return;
+    const batches = this.#unsynced;
+    this.#syncing = batches;
+    this.#unsynced = [];
+    syncFile(this.#walPath).then(
+      () => {
+        this.#syncing = [];
+        for (const batch of batches) for (const done of batch.committed) done();
+        this.#syncWal();
+      },
+      (err) => {
+        // Not known to be on disk: their requests are answered with an error, not a success.
+        this.#syncing = [];
+        for (const batch of batches) for (const fail of batch.failed) fail(err);
+        this.#syncWal();
+      },
+    );
   }
 
   /**
@@ -244,26 +304,23 @@ export class SqliteConnection {
   /**
    * A write that need not survive a power loss, only a crash of smcd: heartbeat times and
    * heartbeat nonces, which API.md 5.1 lets lag. With no group commit open it runs at once in
-   * its own transaction committed without an fsync (synchronous=NORMAL: in WAL mode the commit
-   * is in the operating system's hands when COMMIT returns, so a kill -9 keeps it; the next
-   * durable commit's fsync covers it too). A fleet's heartbeats then cost the disk nothing and
+   * its own transaction, committed without asking for an fsync (in WAL mode the commit is in the
+   * operating system's hands when COMMIT returns, so a kill -9 keeps it; the next durable
+   * commit's fsync covers it too). A fleet's heartbeats then cost the disk nothing and
    * never hold the event loop in fsync. With a group commit open, it joins it.
    */
   writeUnsynced<T>(run: () => T): Promise<T> {
     if (this.#batch) return this.write(run);
     if (this.#closed) return Promise.reject(new Error('the store is closed'));
     try {
-      this.#tx.unsynced.run();
+      this.#tx.begin.run();
       try {
-        this.#tx.begin.run();
         const value = run();
         this.#tx.commit.run();
         return Promise.resolve(value);
       } catch (err) {
         if (this.#db.inTransaction) this.#tx.rollback.run();
         throw err;
-      } finally {
-        this.#tx.synced.run();
       }
     } catch (err) {
       return Promise.reject(busyToUnavailable(err));
@@ -273,7 +330,8 @@ export class SqliteConnection {
   /** Resolves once every write made so far is committed (at once when none is pending); rejects when their transaction failed. */
   settled(): Promise<void> {
     if (this.#aborted) return Promise.reject(this.#aborted.error);
-    const batch = this.#batch;
+    // Batches become durable in order: waiting for the newest is waiting for all.
+    const batch = this.#batch ?? this.#unsynced.at(-1) ?? this.#syncing.at(-1);
     if (!batch) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       batch.committed.push(resolve);
@@ -322,6 +380,8 @@ export class SqliteConnection {
         batch.failed.push(() => resolve());
       });
     }
+    // And for the fsync of what was committed.
+    await this.settled().catch(() => {});
     this.#closed = true;
     this.#db.close();
   }
