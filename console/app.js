@@ -772,10 +772,289 @@ async function submitModify(e) {
   }
 }
 
+// ---- audit events ----------------------------------------------------------
+
+/** The event types DescribeAuditEvents and CreateWebhook take (API.md 5.5, 5.6). */
+const EVENT_TYPES = [
+  'AccessToken.Create',
+  'AccessToken.Disable',
+  'AccessToken.Delete',
+  'AccessToken.Tag',
+  'AccessToken.ExpiringSoon',
+  'AccessToken.Exhausted',
+  'SourceServer.Import',
+  'SourceServer.ImportRefused',
+  'SourceServer.Modify',
+  'SourceServer.Delete',
+  'SourceServer.Approve',
+  'SourceServer.Reject',
+  'SourceServer.Tag',
+  'SourceServer.Offline',
+  'SourceServer.Online',
+  'AccessKey.Create',
+  'AccessKey.Enable',
+  'AccessKey.Disable',
+  'AccessKey.Delete',
+];
+
+const EVENT_BADGES = {
+  ImportRefused: 'bad',
+  Offline: 'bad',
+  Online: 'ok',
+  Create: 'ok',
+  Import: 'ok',
+  Delete: 'warn',
+  Disable: 'warn',
+  Approve: 'ok',
+  Reject: 'warn',
+};
+
+/** Detail as `Key: value` lines; it is a JSON object string, shown as text either way. */
+function detailCell(detail) {
+  let fields;
+  try {
+    fields = Object.entries(JSON.parse(detail));
+  } catch {
+    return h('td', { class: 'mono sub' }, detail);
+  }
+  if (fields.length === 0) return h('td', { class: 'sub' }, '—');
+  return h(
+    'td',
+    { class: 'detail' },
+    fields.map(([k, v]) => h('div', { class: 'sub' }, `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`)),
+  );
+}
+
+function eventRow(e) {
+  const kind = e.EventType.split('.')[1] ?? '';
+  return h(
+    'tr',
+    { 'data-id': e.EventId },
+    timeCell(e.EventTime),
+    h('td', {}, h('span', { class: `badge ${EVENT_BADGES[kind] ?? 'off'}` }, e.EventType), h('div', { class: 'mono sub' }, e.EventId)),
+    h('td', {}, h('div', { class: 'mono' }, e.ResourceId), h('div', { class: 'sub' }, e.ResourceType)),
+    h('td', { class: 'mono' }, e.ActorKeyId || h('span', { class: 'sub' }, 'smcd')),
+    h('td', { class: 'mono' }, e.ClientIp || '—'),
+    detailCell(e.Detail),
+  );
+}
+
+/** Newest first, a page at a time; "Older events" follows NextToken and adds the next page below. */
+const audit = (() => {
+  const state = { type: '', resource: '' };
+  let latest = 0;
+  let next = '';
+
+  async function load(more = false) {
+    if (!credentials()) return;
+    const seq = ++latest;
+    const wrap = $('audit-table').parentElement;
+    wrap.classList.add('loading');
+    try {
+      const res = await call('DescribeAuditEvents', {
+        'EventType.1': state.type || undefined,
+        ResourceId: state.resource || undefined,
+        PageSize: 50,
+        NextToken: more ? next : undefined,
+      });
+      if (seq !== latest) return;
+      hideError($('audit-error'));
+      const rows = res.Events.Event.map(eventRow);
+      if (more) $('audit-table').tBodies[0].append(...rows);
+      else $('audit-table').tBodies[0].replaceChildren(...rows);
+      next = res.NextToken;
+      $('audit-more').hidden = !next;
+      $('audit-empty').hidden = $('audit-table').tBodies[0].rows.length > 0;
+    } catch (err) {
+      if (seq === latest) showError($('audit-error'), err);
+    } finally {
+      if (seq === latest) wrap.classList.remove('loading');
+    }
+  }
+
+  function clear() {
+    latest++;
+    next = '';
+    $('audit-table').parentElement.classList.remove('loading');
+    $('audit-table').tBodies[0].replaceChildren();
+    $('audit-more').hidden = true;
+    hideError($('audit-error'));
+  }
+
+  return { state, load: () => load(false), more: () => load(true), clear };
+})();
+
+// ---- webhooks --------------------------------------------------------------
+
+const webhooks = (() => {
+  let latest = 0;
+
+  async function load() {
+    if (!credentials()) return;
+    const seq = ++latest;
+    const wrap = $('webhooks-table').parentElement;
+    wrap.classList.add('loading');
+    try {
+      const res = await call('ListWebhooks');
+      if (seq !== latest) return;
+      hideError($('webhooks-error'));
+      const items = res.Webhooks.Webhook;
+      $('webhooks-table').tBodies[0].replaceChildren(...items.map(webhookRow));
+      $('webhooks-empty').hidden = items.length > 0;
+    } catch (err) {
+      if (seq === latest) showError($('webhooks-error'), err);
+    } finally {
+      if (seq === latest) wrap.classList.remove('loading');
+    }
+  }
+
+  function clear() {
+    latest++;
+    $('webhooks-table').parentElement.classList.remove('loading');
+    $('webhooks-table').tBodies[0].replaceChildren();
+    hideError($('webhooks-error'));
+    closeDeliveries();
+  }
+
+  return { load, clear };
+})();
+
+function webhookRow(w) {
+  return h(
+    'tr',
+    { 'data-id': w.WebhookId },
+    h('td', { class: 'name-cell' }, h('div', { class: 'name mono' }, w.Url), h('div', { class: 'mono sub' }, w.WebhookId)),
+    h(
+      'td',
+      {},
+      h(
+        'div',
+        { class: 'chips' },
+        w.EventTypes.EventType.map((t) => h('span', { class: 'chip mono' }, t)),
+      ),
+    ),
+    timeCell(w.CreationTime),
+    h(
+      'td',
+      { class: 'actions' },
+      h('button', { type: 'button', class: 'button small subtle', onclick: () => showDeliveries(w.WebhookId) }, 'Deliveries'),
+      h(
+        'button',
+        {
+          type: 'button',
+          class: 'button small danger-text',
+          onclick: () =>
+            confirmThen({
+              title: 'Delete webhook?',
+              message: `${w.Url} (${w.WebhookId}) will receive no more events; what it has not received yet is dropped.`,
+              ok: 'Delete',
+              action: async () => {
+                await call('DeleteWebhook', { WebhookId: w.WebhookId });
+                toast(`Webhook ${w.WebhookId} deleted.`);
+                if (deliveries.state.webhook === w.WebhookId) closeDeliveries();
+                await webhooks.load();
+              },
+            }),
+        },
+        'Delete',
+      ),
+    ),
+  );
+}
+
+const DELIVERY_BADGES = { delivered: 'ok', pending: 'warn', failed: 'bad' };
+
+const deliveries = pagedList({
+  action: 'DescribeWebhookDeliveries',
+  listKey: 'Deliveries',
+  itemKey: 'Delivery',
+  params: (f) => ({ WebhookId: f.webhook, Status: f.status || undefined }),
+  state: { webhook: '', status: '', page: 1, pageSize: 20 },
+  table: $('deliveries-table'),
+  empty: $('deliveries-empty'),
+  pager: $('deliveries-pager'),
+  error: $('deliveries-error'),
+  row: (d) =>
+    h(
+      'tr',
+      { 'data-id': d.EventId },
+      h('td', {}, h('div', {}, d.EventType), h('div', { class: 'mono sub' }, d.EventId)),
+      h('td', {}, h('span', { class: `badge ${DELIVERY_BADGES[d.Status] ?? 'off'}` }, d.Status)),
+      h('td', {}, String(d.Attempts)),
+      d.LastAttemptTime ? timeCell(d.LastAttemptTime) : h('td', { class: 'sub' }, 'not yet'),
+      h('td', { class: 'mono' }, d.Attempts === 0 ? '—' : d.LastStatusCode ? `HTTP ${d.LastStatusCode}` : 'no answer'),
+    ),
+});
+
+function showDeliveries(webhookId) {
+  Object.assign(deliveries.state, { webhook: webhookId, status: '', page: 1 });
+  $('deliveries-status').value = '';
+  $('deliveries-of').textContent = webhookId;
+  $('deliveries-panel').hidden = false;
+  deliveries.load();
+}
+
+function closeDeliveries() {
+  deliveries.clear();
+  deliveries.state.webhook = '';
+  $('deliveries-panel').hidden = true;
+}
+
+// ---- create webhook dialog: the secret is on the page only while the dialog is open ----
+
+function openWebhook() {
+  $('webhook-form').reset();
+  $('webhook-form').hidden = false;
+  $('webhook-result').hidden = true;
+  $('webhook-submit').disabled = false;
+  hideError($('webhook-error'));
+  $('webhook-dialog').showModal();
+  $('webhook-url').focus();
+}
+
+async function submitWebhook(e) {
+  e.preventDefault();
+  const form = new FormData($('webhook-form'));
+  const types = form.getAll('types').map(String);
+  const params = { Url: String(form.get('url') ?? '').trim(), ExpiringSoonDays: String(form.get('days') ?? '').trim() || undefined };
+  types.forEach((t, i) => {
+    params[`EventType.${i + 1}`] = t;
+  });
+  hideError($('webhook-error'));
+  if (types.length === 0) {
+    showError($('webhook-error'), new SmcError('MissingEventType', 'Choose at least one event.'));
+    return;
+  }
+  $('webhook-submit').disabled = true;
+  try {
+    const res = await call('CreateWebhook', params);
+    $('webhook-created-id').textContent = res.WebhookId;
+    $('webhook-created-secret').textContent = res.WebhookSecret;
+    $('webhook-form').hidden = true;
+    $('webhook-result').hidden = false;
+    $('copy-webhook-secret').focus();
+  } catch (err) {
+    showError($('webhook-error'), err);
+  } finally {
+    $('webhook-submit').disabled = false;
+  }
+}
+
+/** Leaves no trace of the secret in the document once the dialog is closed. */
+function clearWebhookCreated() {
+  const shown = !$('webhook-result').hidden;
+  $('webhook-created-id').replaceChildren();
+  $('webhook-created-secret').replaceChildren();
+  $('webhook-result').hidden = true;
+  $('webhook-form').hidden = false;
+  $('webhook-form').reset();
+  if (shown) webhooks.load();
+}
+
 // ---- sign in / out and routing -----------------------------------------------
 
 function showSignIn() {
-  for (const id of ['codes-view', 'sources-view', 'tabs', 'session']) $(id).hidden = true;
+  for (const id of ['codes-view', 'sources-view', 'audit-view', 'webhooks-view', 'tabs', 'session']) $(id).hidden = true;
   $('signin-view').hidden = false;
   if (!canSign()) {
     showError(
@@ -814,14 +1093,17 @@ async function signIn(e) {
 
 function signOut() {
   sessionStorage.clear();
-  for (const id of ['create-dialog', 'confirm-dialog', 'modify-dialog', 'tags-dialog']) if ($(id).open) $(id).close();
+  for (const id of ['create-dialog', 'confirm-dialog', 'modify-dialog', 'tags-dialog', 'webhook-dialog']) if ($(id).open) $(id).close();
   // An answer still on its way must not fill the page of the next session.
   codes.clear();
   sources.clear();
+  audit.clear();
+  webhooks.clear();
   $('session-key').replaceChildren();
   // Resetting a filter form empties its list's filters and goes back to page 1 too (wireFilters).
   $('codes-filters').reset();
   $('sources-filters').reset();
+  $('audit-filters').reset();
   history.replaceState(null, '', location.pathname);
   showSignIn();
 }
@@ -829,7 +1111,7 @@ function signOut() {
 function route() {
   const creds = credentials();
   if (!creds) return showSignIn();
-  const tab = location.hash === '#sources' ? 'sources' : 'codes';
+  const tab = ['#sources', '#audit', '#webhooks'].includes(location.hash) ? location.hash.slice(1) : 'codes';
   $('signin-view').hidden = true;
   $('tabs').hidden = false;
   $('session').hidden = false;
@@ -838,9 +1120,8 @@ function route() {
     if (link.dataset.tab === tab) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
   }
-  $('codes-view').hidden = tab !== 'codes';
-  $('sources-view').hidden = tab !== 'sources';
-  return tab === 'codes' ? codes.load() : sources.load();
+  for (const view of ['codes', 'sources', 'audit', 'webhooks']) $(`${view}-view`).hidden = tab !== view;
+  return { codes, sources, audit, webhooks }[tab].load();
 }
 
 function wire() {
@@ -872,6 +1153,27 @@ function wire() {
   $('sources-pending').addEventListener('click', () => showSources({ approval: 'Pending' }));
   $('tags-form').addEventListener('submit', submitTag);
   $('tags-close').addEventListener('click', () => $('tags-dialog').close());
+  for (const type of EVENT_TYPES) {
+    $('audit-type').append(h('option', { value: type }, type));
+    $('webhook-types').append(
+      h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'types', value: type }), h('span', { class: 'mono' }, type)),
+    );
+  }
+  wireFilters($('audit-filters'), $('audit-refresh'), audit);
+  $('audit-more').addEventListener('click', () => audit.more());
+  wireFilters($('deliveries-filters'), $('deliveries-refresh'), deliveries);
+  $('webhook-open').addEventListener('click', openWebhook);
+  $('webhook-form').addEventListener('submit', submitWebhook);
+  $('webhook-cancel').addEventListener('click', () => $('webhook-dialog').close());
+  $('webhook-done').addEventListener('click', () => {
+    clearWebhookCreated();
+    $('webhook-dialog').close();
+  });
+  $('webhook-dialog').addEventListener('close', clearWebhookCreated);
+  $('webhook-dialog').addEventListener('cancel', (e) => {
+    if (!$('webhook-result').hidden) e.preventDefault();
+  });
+  $('copy-webhook-secret').addEventListener('click', (e) => copyFrom('webhook-created-secret', e.currentTarget));
 
   $('modify-form').addEventListener('submit', submitModify);
   $('modify-cancel').addEventListener('click', () => $('modify-dialog').close());

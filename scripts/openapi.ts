@@ -28,7 +28,11 @@ function paramSchema(decl: ParamDecl): { schema?: Json; content?: Json } {
       return {
         content: {
           'application/json': {
-            schema: { type: 'array', maxItems: decl.maxItems, items: { type: 'string', minLength: 1, maxLength: decl.itemMax } },
+            schema: {
+              type: 'array',
+              maxItems: decl.maxItems,
+              items: { type: 'string', minLength: 1, maxLength: decl.itemMax, ...(decl.values ? { enum: [...decl.values] } : {}) },
+            },
           },
         },
       };

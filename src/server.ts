@@ -8,12 +8,15 @@ import type { Registry } from 'prom-client';
 import type { ServiceSettings, Services } from './actions/define.ts';
 import { HeartbeatBuffer } from './actions/heartbeat-buffer.ts';
 import { bindActions } from './actions/index.ts';
+import { expiringEvent, offlineEvent, onlineEvent } from './actions/liveness-events.ts';
 import { newRequestId } from './crypto/ids.ts';
 import type { SecretBox } from './crypto/secret-box.ts';
 import type { TokenStatus } from './domain/access-token.ts';
+import { DEFAULT_AUDIT_RETENTION_DAYS } from './domain/audit-event.ts';
 import { addressGroup, normaliseClientIp } from './domain/ip-range.ts';
 import { onlineSince, type SourceState } from './domain/source-server.ts';
-import type { Clock } from './domain/time.ts';
+import { type Clock, DAY_MS } from './domain/time.ts';
+import { backoffFrom } from './domain/webhook.ts';
 import { createMetrics, type StateCounts, storeKind } from './metrics.ts';
 import { parseTrustedProxies } from './rpc/client-address.ts';
 import { CredentialResolver } from './rpc/credentials.ts';
@@ -26,6 +29,7 @@ import type { Store } from './store/store.ts';
 import type { TlsPair } from './tls-files.ts';
 import { withTimeout } from './util/with-timeout.ts';
 import { packageVersion } from './version.ts';
+import { WebhookDispatcher } from './webhooks/dispatcher.ts';
 
 export interface ServerOptions {
   store: Store;
@@ -59,6 +63,12 @@ export interface ServerOptions {
    * `--workers` worker answers with the sum over every worker (src/cli/cluster.ts).
    */
   metricsFrom?: (own: Registry) => () => Promise<string>;
+  /** Days audit events and webhook deliveries are kept (default 365). */
+  auditRetentionDays?: number;
+  /** How often sources are checked for Offline and codes for ExpiringSoon; default the heartbeat rate, within 1-60 s. */
+  sweepIntervalMs?: number;
+  /** Webhook delivery timing: the first retry's delay (10 s; tests shrink it), the store poll, the attempt timeout. */
+  webhooks?: { backoffMs?: number; pollMs?: number; timeoutMs?: number };
 }
 
 const CONSOLE_DIR = fileURLToPath(new URL('../console/', import.meta.url));
@@ -134,6 +144,9 @@ export class SmcdServer {
   #agentScriptFilled?: StaticFile;
   #address?: string;
   #purgeTimer?: NodeJS.Timeout;
+  #sweepTimer?: NodeJS.Timeout;
+  #sweeping?: Promise<void>;
+  readonly #dispatcher: WebhookDispatcher;
   #ready = true;
   readonly #metricsText: () => Promise<string>;
 
@@ -144,7 +157,18 @@ export class SmcdServer {
     this.#metricsText = options.metricsFrom?.(metrics.registry) ?? (() => metrics.registry.metrics());
     // Flushed several times per heartbeat period: the stored time lags by at most a third of it.
     const flushMs = Math.min(2_000, Math.max(100, (options.settings.heartbeatRateSeconds * 1000) / 3));
-    const heartbeats = new HeartbeatBuffer(options.store, options.log, flushMs);
+    const heartbeats = new HeartbeatBuffer(options.store, options.log, flushMs, onlineEvent);
+    const backoffMs = options.webhooks?.backoffMs ?? 10_000;
+    this.#dispatcher = new WebhookDispatcher({
+      store: options.store,
+      box: options.box,
+      log: options.log,
+      clock: options.clock,
+      backoff: backoffFrom(backoffMs),
+      pollMs: options.webhooks?.pollMs ?? Math.max(50, Math.min(1_000, backoffMs / 2)),
+      timeoutMs: options.webhooks?.timeoutMs ?? 10_000,
+      leaseMs: 6 * (options.webhooks?.timeoutMs ?? 10_000),
+    });
     this.services = {
       store: options.store,
       box: options.box,
@@ -341,24 +365,52 @@ export class SmcdServer {
         const a = this.http.address() as AddressInfo;
         const shown = a.family === 'IPv6' ? `[${a.address}]` : a.address;
         this.#address = `${this.options.tls ? 'https' : 'http'}://${shown}:${a.port}`;
-        // Nonces and idempotency keys older than their window are forgotten.
+        // Nonces and idempotency keys older than their window are forgotten, events past their retention too.
+        const retentionMs = (this.options.auditRetentionDays ?? DEFAULT_AUDIT_RETENTION_DAYS) * DAY_MS;
         this.#purgeTimer = setInterval(() => {
-          this.options.store.purgeExpired(this.options.clock()).catch(() => {});
+          const now = this.options.clock();
+          this.options.store.purgeExpired(now, now - retentionMs).catch(() => {});
         }, 60_000).unref();
+        const sweepMs = this.options.sweepIntervalMs ?? Math.min(60_000, Math.max(1_000, this.options.settings.heartbeatRateSeconds * 1000));
+        this.#sweepTimer = setInterval(() => void this.sweep(), sweepMs).unref();
+        this.#dispatcher.start();
         resolve(this.#address);
       });
     });
+  }
+
+  /**
+   * Records what smcd notices by itself: sources gone Offline (each once, on whichever node
+   * sweeps first) and codes about to expire for the webhooks that asked (API.md 5.5, 5.6).
+   */
+  sweep(): Promise<void> {
+    this.#sweeping ??= (async () => {
+      const { store, clock, settings, log } = this.options;
+      const now = clock();
+      try {
+        await store.markOffline(onlineSince(now, settings.heartbeatRateSeconds), offlineEvent(now));
+        await store.noticeExpiringTokens(now, expiringEvent(now));
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, 'offline and expiry sweep failed; retrying at the next one');
+      } finally {
+        this.#sweeping = undefined;
+      }
+    })();
+    return this.#sweeping;
   }
 
   /** Stops accepting, lets in-flight requests finish, then closes the store. */
   async close(): Promise<void> {
     this.#ready = false;
     clearInterval(this.#purgeTimer);
+    clearInterval(this.#sweepTimer);
+    await this.#sweeping;
     await new Promise<void>((resolve) => {
       this.http.close(() => resolve());
       this.http.closeIdleConnections();
     });
     await this.services.heartbeats.close();
+    await this.#dispatcher.stop();
     await this.options.store.close();
   }
 }

@@ -14,14 +14,19 @@ import { type Creds, callV1 } from './helpers/sign.ts';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const smcd = (...args: string[]) => runProcess(process.execPath, [SMCD_BIN, ...args], { env: { ...process.env, SMCD_MASTER_KEY: '' } });
 const oneLine = (text: string) => text.trim().split('\n').length === 1;
-/** What a refusal must leave alone: the names in the directory and each file's inode, size and bytes. */
+/**
+ * What a refusal must leave alone: the names in the directory and each file's inode, size and
+ * bytes; of SQLite's `-shm` (the WAL index a running server rewrites as it reads: its webhook
+ * dispatcher and sweeps read the store every second) only the name, inode and size.
+ */
 const snapshot = (dir: string) =>
   existsSync(dir)
     ? readdirSync(dir)
         .sort()
         .map((name) => {
           const s = statSync(join(dir, name));
-          return `${name}:${s.ino}:${s.size}:${readFileSync(join(dir, name)).toString('base64')}`;
+          const bytes = name.endsWith('-shm') ? '' : readFileSync(join(dir, name)).toString('base64');
+          return `${name}:${s.ino}:${s.size}:${bytes}`;
         })
     : [];
 

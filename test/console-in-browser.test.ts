@@ -8,6 +8,7 @@ import { SMCD_BIN } from './helpers/process-server.ts';
 import { type Run, runProcess } from './helpers/run-process.ts';
 import { startTestServer, type TestServer, tempDir } from './helpers/server.ts';
 import { type Creds, callV1 } from './helpers/sign.ts';
+import { startReceiver } from './helpers/webhook-receiver.ts';
 
 // Debian's Chromium: Playwright's own browser download cannot work on these machines.
 const CHROMIUM = '/usr/bin/chromium';
@@ -592,6 +593,71 @@ describe('the web console in headless Chromium', { skip }, () => {
     assert.match(await page.locator('#codes-pager').innerText(), /Page 1 of 1/);
     assert.equal(await page.locator('#codes-table tbody tr').count(), 10);
     assert.equal(await page.locator('#codes-empty').isVisible(), false);
+  });
+
+  it('shows the audit trail, filtered by event type and resource, without any secret', async () => {
+    const [deleted] = (await api('DescribeAuditEvents', { 'EventType.1': 'AccessToken.Delete' })).Events.Event;
+    await page.click('a[data-tab="audit"]');
+    await page.locator('#audit-table tbody tr').first().waitFor();
+    assert.ok((await page.locator('#audit-table tbody tr').count()) > 10, 'the seeded changes are listed');
+    await page.locator('#audit-type').selectOption('AccessToken.Delete');
+    await page.fill('#audit-resource', deleted.ResourceId);
+    await page.click('#audit-filters button[type="submit"]');
+    // The unfiltered list holds several deletes: wait for the filtered one alone.
+    await page.locator('#audit-table tbody tr').nth(1).waitFor({ state: 'detached' });
+    await row(deleted.EventId).waitFor();
+    const text = await row(deleted.EventId).innerText();
+    assert.match(
+      text,
+      new RegExp(`AccessToken\\.Delete[\\s\\S]*${deleted.ResourceId}[\\s\\S]*accesstoken[\\s\\S]*${s.root.id}[\\s\\S]*127\\.0\\.0\\.1`),
+    );
+    await page.click('#audit-filters button[type="reset"]');
+    await page.locator('#audit-table tbody tr').nth(1).waitFor();
+    assert.ok(!(await page.locator('#audit-table').innerText()).includes(created.code), 'never the code');
+    await shot('11-audit');
+  });
+
+  it('creates a webhook, shows its secret once, lists it without it, shows its deliveries and deletes it', async () => {
+    const receiver = await startReceiver(() => 200);
+    try {
+      await page.click('a[data-tab="webhooks"]');
+      await page.locator('#webhooks-empty').waitFor();
+      await page.getByRole('button', { name: 'Create webhook', exact: true }).click();
+      await page.fill('#webhook-url', 'ftp://127.0.0.1/nowhere');
+      await page.getByRole('checkbox', { name: 'AccessToken.Create', exact: true }).check();
+      await page.click('#webhook-submit');
+      await page.locator('#webhook-error').waitFor();
+      assert.match(await page.locator('#webhook-error').innerText(), /InvalidParameter\.Url[\s\S]*RequestId/);
+      await page.fill('#webhook-url', `${receiver.url}/console`);
+      await page.click('#webhook-submit');
+      await page.locator('#webhook-result').waitFor();
+      const secret = await page.locator('#webhook-created-secret').innerText();
+      assert.match(secret, /^[A-Za-z0-9]{32}$/);
+      const id = await page.locator('#webhook-created-id').innerText();
+      await page.click('#webhook-done');
+      await row(id).waitFor();
+      assert.match(await row(id).innerText(), /\/console[\s\S]*AccessToken\.Create/);
+      assert.ok(!(await page.content()).includes(secret), 'the secret left the page with its dialog');
+
+      const announced = await api('CreateAccessToken', { Name: 'announced' });
+      for (let i = 0; i < 200 && receiver.received.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      await row(id).getByRole('button', { name: 'Deliveries', exact: true }).click();
+      const delivered = page.locator('#deliveries-table tbody tr').filter({ hasText: 'delivered' });
+      await delivered.waitFor();
+      assert.match(await delivered.innerText(), /AccessToken\.Create[\s\S]*delivered[\s\S]*1[\s\S]*HTTP 200/);
+      await shot('12-webhooks');
+
+      await row(id).getByRole('button', { name: 'Delete', exact: true }).click();
+      await page.click('#confirm-ok');
+      await row(id).waitFor({ state: 'detached' });
+      assert.equal(await page.locator('#deliveries-panel').isVisible(), false);
+      assert.equal((await api('ListWebhooks')).Webhooks.Webhook.length, 0);
+      // The codes list the next tests count stays as it was.
+      await api('DeleteAccessToken', { AccessTokenId: announced.AccessTokenId });
+    } finally {
+      await receiver.close();
+    }
+    await page.click('a[data-tab="codes"]');
   });
 
   it('signs out, clearing sessionStorage and the tables, also of an answer still on its way', async () => {

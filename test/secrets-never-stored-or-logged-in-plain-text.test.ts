@@ -34,7 +34,7 @@ for (const kind of STORE_KINDS)
     const dir = tempDir();
     after(() => rmSync(dir, { recursive: true, force: true }));
 
-    it('after the whole lifecycle, no code, access key secret or source key secret is found byte for byte', async () => {
+    it('after the whole lifecycle, no code, access key secret, source key secret or webhook secret is found byte for byte', async () => {
       const db = await openTestDatabase(kind, dir);
       const server = await startServerProcess(['--data-dir', dir, '--database', db.url, '--log-level', 'debug']);
       const c = readRootCredentials(dir)!;
@@ -49,6 +49,14 @@ for (const kind of STORE_KINDS)
         );
         secrets.push(key.AccessKeySecret);
         const operator = { id: key.AccessKeyId, secret: key.AccessKeySecret };
+        // A webhook: its signing secret is sealed like the others; its deliveries (to a closed port) and the audit events are scanned too.
+        const hook = await callV1(server.url, root, 'CreateWebhook', {
+          Url: 'http://127.0.0.1:9/never',
+          'EventType.1': 'AccessToken.Create',
+          'EventType.2': 'SourceServer.Import',
+        });
+        assert.equal(hook.status, 200, hook.text);
+        secrets.push(hook.body.WebhookSecret);
         for (let i = 0; i < 5; i++) {
           const created = await (i % 2 ? callV3 : callV1)(server.url, i % 3 ? root : operator, 'CreateAccessToken', { Name: `scan${i}`, Count: '3' });
           assert.equal(created.status, 200, created.text);

@@ -8,7 +8,7 @@ import { errors } from '../rpc/errors.ts';
 import { integer, list, oneOf, tags, text } from '../rpc/params.ts';
 import { obj, str, wrapped } from '../rpc/shapes.ts';
 import type { Tagged } from '../store/store.ts';
-import { descriptionParam, nameParam, pageFields, pageNumber, pageOf, pageSize, tagsField, tagsView } from './common.ts';
+import { descriptionParam, eventsOf, nameParam, pageFields, pageNumber, pageOf, pageSize, tagsField, tagsView } from './common.ts';
 import { defineAction } from './define.ts';
 
 const CLIENT_TOKEN_TTL_MS = DAY_MS;
@@ -124,7 +124,15 @@ export const createAccessToken = defineAction({
           expiresAt: ctx.now + CLIENT_TOKEN_TTL_MS,
         }
       : undefined;
-    const result = await store.createAccessToken(token, idempotency, { tags: codeTags, nonce: ctx.nonce });
+    const event = eventsOf(ctx)('AccessToken.Create', id, {
+      Name: token.name,
+      Description: token.description,
+      Count: token.count,
+      TimeToLiveInDays: token.timeToLiveInDays,
+      ExpirationTime: formatTime(token.expiresAt),
+      IpAddressRange: token.ipAddressRange,
+    });
+    const result = await store.createAccessToken(token, idempotency, { tags: codeTags, nonce: ctx.nonce, event });
     if (result.outcome === 'mismatch') throw errors.idempotentMismatch();
     if (result.outcome === 'replayed') return { AccessTokenId: result.tokenId, AccessTokenCode: '' };
     metrics.tokensCreated.inc();
@@ -185,7 +193,8 @@ export const disableAccessToken = defineAction({
   params: { AccessTokenId: tokenIdParam },
   response: obj({}),
   async handler(ctx, p) {
-    if (!(await ctx.services.store.disableAccessToken(p.AccessTokenId))) throw errors.accessTokenNotFound();
+    const event = eventsOf(ctx)('AccessToken.Disable', p.AccessTokenId, { Disabled: true });
+    if (!(await ctx.services.store.disableAccessToken(p.AccessTokenId, event))) throw errors.accessTokenNotFound();
     ctx.services.log.info(
       { audit: 'DisableAccessToken', requestId: ctx.requestId, keyId: ctx.caller.keyId, accessTokenId: p.AccessTokenId },
       'activation code disabled',
@@ -202,7 +211,8 @@ export const deleteAccessToken = defineAction({
   params: { AccessTokenId: tokenIdParam },
   response: obj({}),
   async handler(ctx, p) {
-    if (!(await ctx.services.store.deleteAccessToken(p.AccessTokenId))) throw errors.accessTokenNotFound();
+    const event = eventsOf(ctx)('AccessToken.Delete', p.AccessTokenId);
+    if (!(await ctx.services.store.deleteAccessToken(p.AccessTokenId, event))) throw errors.accessTokenNotFound();
     ctx.services.log.info(
       { audit: 'DeleteAccessToken', requestId: ctx.requestId, keyId: ctx.caller.keyId, accessTokenId: p.AccessTokenId },
       'activation code deleted',

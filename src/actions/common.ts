@@ -1,5 +1,8 @@
+import { newEventId } from '../crypto/ids.ts';
+import { eventMaker, type MakeEvent } from '../domain/audit-event.ts';
 import { MAX_TAGS_PER_RESOURCE, type Tag } from '../domain/tags.ts';
 import { descriptionRule, nameRule } from '../domain/text-rules.ts';
+import type { RequestContext } from '../rpc/action.ts';
 import { type ApiError, errors } from '../rpc/errors.ts';
 import { integer, text } from '../rpc/params.ts';
 import { int, obj, str, wrapped } from '../rpc/shapes.ts';
@@ -34,3 +37,7 @@ export function batchRefusal(outcome: BatchOutcome, notFound: (id: string) => Ap
   if (outcome.outcome === 'too-many-tags') return errors.tooManyTags(outcome.id, MAX_TAGS_PER_RESOURCE);
   return undefined;
 }
+
+/** Events made by this request: its signer, client address and RequestId, at its time. */
+export const eventsOf = (ctx: RequestContext): MakeEvent =>
+  eventMaker(newEventId, { keyId: ctx.caller.keyId, clientIp: ctx.clientIp, requestId: ctx.requestId }, ctx.now);

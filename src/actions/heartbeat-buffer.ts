@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { AuditEvent } from '../domain/audit-event.ts';
 import type { Heartbeat, Store } from '../store/store.ts';
 
 /**
@@ -17,6 +18,8 @@ export class HeartbeatBuffer {
     private readonly store: Store,
     private readonly log: Logger,
     readonly intervalMs: number,
+    /** The Online event of a beat from a source marked offline (recorded by the flush that writes it). */
+    private readonly online?: (beat: Heartbeat) => AuditEvent,
   ) {}
 
   /** Keeps the newest beat per source; info not sent this time keeps what an earlier beat of the batch sent. */
@@ -27,6 +30,7 @@ export class HeartbeatBuffer {
       at: Math.max(beat.at, earlier?.at ?? 0),
       systemInfo: beat.systemInfo ?? earlier?.systemInfo,
       statusInfo: beat.statusInfo ?? earlier?.statusInfo,
+      actor: beat.actor ?? earlier?.actor,
     });
     this.#timer ??= setTimeout(() => {
       this.#timer = undefined;
@@ -41,7 +45,7 @@ export class HeartbeatBuffer {
       const beats = [...this.#pending.values()];
       this.#pending = new Map();
       try {
-        await this.store.recordHeartbeats(beats);
+        await this.store.recordHeartbeats(beats, this.online);
       } catch (err) {
         // Kept for the next flush, unless a newer beat of the same source arrived meanwhile.
         for (const b of beats) if (!this.#pending.has(b.sourceId)) this.#pending.set(b.sourceId, b);

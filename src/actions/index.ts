@@ -1,5 +1,6 @@
 import type { RpcAction } from '../rpc/action.ts';
 import { createAccessToken, deleteAccessToken, disableAccessToken, listAccessTokens } from './access-tokens.ts';
+import { describeAuditEvents } from './audit-events.ts';
 import type { Services } from './define.ts';
 import {
   approveSourceServers,
@@ -11,6 +12,7 @@ import {
   reportSourceServerHeartbeat,
 } from './source-servers.ts';
 import { listTagResources, tagResources, untagResources } from './tags.ts';
+import { createWebhook, deleteWebhook, describeWebhookDeliveries, listWebhooks } from './webhooks.ts';
 
 /** The action table: every operation the API serves, declared once. */
 export const ACTIONS = [
@@ -28,6 +30,11 @@ export const ACTIONS = [
   tagResources,
   untagResources,
   listTagResources,
+  describeAuditEvents,
+  createWebhook,
+  listWebhooks,
+  deleteWebhook,
+  describeWebhookDeliveries,
 ] as const;
 
 export type ActionTable = typeof ACTIONS;

@@ -7,7 +7,7 @@ import { type ApiError, errors } from '../rpc/errors.ts';
 import { disks, integer, jsonObject, list, oneOf, tags, text } from '../rpc/params.ts';
 import { int, obj, str, wrapped } from '../rpc/shapes.ts';
 import type { Tagged } from '../store/store.ts';
-import { batchRefusal, descriptionParam, nameParam, pageFields, pageNumber, pageOf, pageSize, tagsField, tagsView } from './common.ts';
+import { batchRefusal, descriptionParam, eventsOf, nameParam, pageFields, pageNumber, pageOf, pageSize, tagsField, tagsView } from './common.ts';
 import { defineAction } from './define.ts';
 
 const sourceIdParam = text({ required: true, max: 64, doc: 'The source server id.' });
@@ -63,6 +63,7 @@ export const importSourceServer = defineAction({
   async handler(ctx, p) {
     const { store, box, log, metrics, settings } = ctx.services;
     const secret = newSourceKeySecret();
+    const event = eventsOf(ctx);
     const result = await store.importSource({
       tokenId: ctx.caller.keyId,
       machineId: p.MachineId,
@@ -89,6 +90,21 @@ export const importSourceServer = defineAction({
       newKeyId: newSourceKeyId(),
       sealKey: (keyId) => box.seal(secret, keyId),
       nonce: ctx.nonce,
+      events: (outcome, exhausted) => {
+        // A code deleted meanwhile is answered like an unknown key: nothing to record against it.
+        if (outcome.outcome === 'refused') {
+          if (outcome.reason === 'token-gone') return [];
+          const code = refusalError(outcome.reason, ctx.clientIp, outcome.sourceId).code;
+          return [event('SourceServer.ImportRefused', ctx.caller.keyId, { MachineId: p.MachineId, Code: code, SourceId: outcome.sourceId })];
+        }
+        const imported = event('SourceServer.Import', outcome.sourceId, {
+          AccessTokenId: ctx.caller.keyId,
+          MachineId: p.MachineId,
+          Created: outcome.created,
+          UsedSlot: outcome.usedSlot,
+        });
+        return exhausted ? [imported, event('AccessToken.Exhausted', ctx.caller.keyId, { SourceId: outcome.sourceId })] : [imported];
+      },
     });
     if (result.outcome === 'refused') {
       metrics.importRefusals.inc({ reason: result.reason });
@@ -146,6 +162,7 @@ export const reportSourceServerHeartbeat = defineAction({
       at: ctx.now,
       systemInfo: p.SystemInfo === undefined ? undefined : JSON.stringify(p.SystemInfo),
       statusInfo: p.StatusInfo,
+      actor: { keyId: ctx.caller.keyId, clientIp: ctx.clientIp, requestId: ctx.requestId },
     });
     return { HeartbeatRate: settings.heartbeatRateSeconds };
   },
@@ -255,7 +272,8 @@ export const modifySourceServerAttribute = defineAction({
   params: { SourceId: sourceIdParam, Name: nameParam('New name (same rules as a code name).'), Description: descriptionParam('New description.') },
   response: obj({}),
   async handler(ctx, p) {
-    if (!(await ctx.services.store.modifySource(p.SourceId, { name: p.Name, description: p.Description }))) throw errors.sourceNotFound();
+    const event = eventsOf(ctx)('SourceServer.Modify', p.SourceId, { Name: p.Name, Description: p.Description });
+    if (!(await ctx.services.store.modifySource(p.SourceId, { name: p.Name, description: p.Description }, event))) throw errors.sourceNotFound();
     ctx.services.log.info(
       { audit: 'ModifySourceServerAttribute', requestId: ctx.requestId, keyId: ctx.caller.keyId, sourceId: p.SourceId },
       'source modified',
@@ -272,7 +290,8 @@ export const deleteSourceServer = defineAction({
   params: { SourceId: sourceIdParam },
   response: obj({}),
   async handler(ctx, p) {
-    if (!(await ctx.services.store.deleteSource(p.SourceId))) throw errors.sourceNotFound();
+    const event = eventsOf(ctx)('SourceServer.Delete', p.SourceId);
+    if (!(await ctx.services.store.deleteSource(p.SourceId, event))) throw errors.sourceNotFound();
     ctx.services.log.info({ audit: 'DeleteSourceServer', requestId: ctx.requestId, keyId: ctx.caller.keyId, sourceId: p.SourceId }, 'source deleted');
     return {};
   },
@@ -288,7 +307,9 @@ export const approveSourceServers = defineAction({
   params: { SourceId: sourceIdsParam },
   response: obj({}),
   async handler(ctx, p) {
-    const refused = batchRefusal(await ctx.services.store.approveSources(p.SourceId), errors.sourceNotFound);
+    const event = eventsOf(ctx);
+    const outcome = await ctx.services.store.approveSources(p.SourceId, (id) => event('SourceServer.Approve', id, { ApprovalStatus: 'Approved' }));
+    const refused = batchRefusal(outcome, errors.sourceNotFound);
     if (refused) throw refused;
     ctx.services.log.info(
       { audit: 'ApproveSourceServers', requestId: ctx.requestId, keyId: ctx.caller.keyId, sourceIds: p.SourceId },
@@ -306,7 +327,10 @@ export const rejectSourceServers = defineAction({
   params: { SourceId: sourceIdsParam },
   response: obj({}),
   async handler(ctx, p) {
-    const refused = batchRefusal(await ctx.services.store.rejectSources(p.SourceId), errors.sourceNotFound);
+    const event = eventsOf(ctx);
+    // The status the source had when it was rejected (a source may be rejected after approval).
+    const outcome = await ctx.services.store.rejectSources(p.SourceId, (id, status) => event('SourceServer.Reject', id, { ApprovalStatus: status }));
+    const refused = batchRefusal(outcome, errors.sourceNotFound);
     if (refused) throw refused;
     ctx.services.log.info(
       { audit: 'RejectSourceServers', requestId: ctx.requestId, keyId: ctx.caller.keyId, sourceIds: p.SourceId },

@@ -2,7 +2,7 @@ import { LISTED_RESOURCE_TYPE, MAX_TAGS_PER_RESOURCE, TAG_RESOURCE_TYPES, type T
 import { errors } from '../rpc/errors.ts';
 import { list, oneOf, tags, text } from '../rpc/params.ts';
 import { obj, str, wrapped } from '../rpc/shapes.ts';
-import { batchRefusal } from './common.ts';
+import { batchRefusal, eventsOf } from './common.ts';
 import { defineAction } from './define.ts';
 
 /** ListTagResources pages hold at most this many (resource, tag) rows (API.md 5.3). */
@@ -13,6 +13,9 @@ const resourceTypeParam = oneOf(TAG_RESOURCE_TYPES, {
   flag: 'type',
   doc: 'sourceserver (migration sources) or accesstoken (smcd: activation codes).',
 });
+
+/** The audit event of a tag change (API.md 5.5): per resource, the keys set (with their values) or removed. */
+const tagEventOf = (type: TagResourceType) => (type === 'sourceserver' ? 'SourceServer.Tag' : 'AccessToken.Tag');
 
 const notFoundOf = (type: TagResourceType) => (type === 'sourceserver' ? errors.sourceNotFound : errors.accessTokenNotFound);
 
@@ -49,7 +52,12 @@ export const tagResources = defineAction({
   response: obj({}),
   async handler(ctx, p) {
     const tagged = p.Tag.map((t) => ({ key: t.key, value: t.value ?? '' }));
-    const refused = batchRefusal(await ctx.services.store.tagResources(p.ResourceType, p.ResourceId, tagged), notFoundOf(p.ResourceType));
+    const event = eventsOf(ctx);
+    const set = tagged.map((t) => ({ Key: t.key, Value: t.value }));
+    const outcome = await ctx.services.store.tagResources(p.ResourceType, p.ResourceId, tagged, (id) =>
+      event(tagEventOf(p.ResourceType), id, { Set: set }),
+    );
+    const refused = batchRefusal(outcome, notFoundOf(p.ResourceType));
     if (refused) throw refused;
     ctx.services.log.info(
       { audit: 'TagResources', requestId: ctx.requestId, keyId: ctx.caller.keyId, resourceType: p.ResourceType, resourceIds: p.ResourceId },
@@ -75,7 +83,11 @@ export const untagResources = defineAction({
     // As in SMC, TagKey.N wins over All; with neither there is nothing to remove, which is a missing TagKey.
     const keys = p.TagKey ?? (p.All === 'true' ? 'all' : undefined);
     if (keys === undefined) throw errors.missingParameter('TagKey');
-    const refused = batchRefusal(await ctx.services.store.untagResources(p.ResourceType, p.ResourceId, keys), notFoundOf(p.ResourceType));
+    const event = eventsOf(ctx);
+    const outcome = await ctx.services.store.untagResources(p.ResourceType, p.ResourceId, keys, (id, removed) =>
+      event(tagEventOf(p.ResourceType), id, { Removed: removed }),
+    );
+    const refused = batchRefusal(outcome, notFoundOf(p.ResourceType));
     if (refused) throw refused;
     ctx.services.log.info(
       { audit: 'UntagResources', requestId: ctx.requestId, keyId: ctx.caller.keyId, resourceType: p.ResourceType, resourceIds: p.ResourceId },

@@ -21,7 +21,9 @@ const placeholder = (decl: ParamDecl) =>
     : decl.kind === 'enum'
       ? decl.values.join('|')
       : decl.kind === 'list'
-        ? 'ID'
+        ? decl.values
+          ? 'TYPE'
+          : 'ID'
         : decl.kind === 'tags'
           ? 'KEY=VALUE'
           : 'TEXT';
@@ -123,7 +125,14 @@ function usageLine(sub: Subcommand): string {
 }
 
 /** A command whose subcommands each call one action through the public API, signed like any client. */
-export function apiCommand(spec: { name: string; summary: string; example: string; subcommands: Subcommand[] }): Command {
+export function apiCommand(spec: {
+  name: string;
+  summary: string;
+  example: string;
+  subcommands: Subcommand[];
+  /** The subcommand run when none is named (`smcd audit` lists). */
+  defaultSubcommand?: string;
+}): Command {
   const options: Record<string, OptionSpec> = { ...apiOptions };
   const docs = new Map<string, string[]>();
   for (const sub of spec.subcommands) {
@@ -151,6 +160,7 @@ export function apiCommand(spec: { name: string; summary: string; example: strin
     example: spec.example,
     options,
     async run(values, positionals) {
+      if (positionals.length === 0 && spec.defaultSubcommand) positionals = [spec.defaultSubcommand];
       const name = positionals[0];
       const sub = spec.subcommands.find((s) => s.name === name);
       const all = spec.subcommands.map((s) => s.name);

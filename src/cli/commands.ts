@@ -22,6 +22,16 @@ export const COMMANDS = [
     load: async () => (await import('./tag.ts')).tagCommand,
   },
   {
+    name: 'audit',
+    summary: 'Audit events through the API: every change and refused import, newest first, with filters.',
+    load: async () => (await import('./audit.ts')).auditCommand,
+  },
+  {
+    name: 'webhook',
+    summary: 'Webhooks through the API: create, list, delete, and the deliveries of one.',
+    load: async () => (await import('./webhook.ts')).webhookCommand,
+  },
+  {
     name: 'agent',
     summary: 'Run on a migration source: import this machine with an activation code, then optionally send heartbeats.',
     load: async () => (await import('./agent.ts')).agentCommand,

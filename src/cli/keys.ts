@@ -2,8 +2,9 @@ import { existsSync, renameSync } from 'node:fs';
 import pino from 'pino';
 import { OPERATOR_ACTIONS } from '../actions/index.ts';
 import { MASTER_KEY_CHECK, openData, rootCredentialsPath, StartupError, writeRootCredentials } from '../bootstrap.ts';
-import { newAccessKeyId, newAccessKeySecret } from '../crypto/ids.ts';
+import { newAccessKeyId, newAccessKeySecret, newEventId, newRequestId } from '../crypto/ids.ts';
 import { loadKeyring, masterKeyPath, newMasterKeyText, writeKeyFile } from '../crypto/master-key.ts';
+import { eventMaker } from '../domain/audit-event.ts';
 import { formatTime, systemClock } from '../domain/time.ts';
 import { type Command, EXIT, UsageError } from './command.ts';
 import { summaryOf } from './commands.ts';
@@ -39,20 +40,25 @@ export const keysCommand: Command = {
     if (unknown.length) throw new UsageError(`unknown action(s): ${unknown.join(', ')}`);
     const json = values.output === 'json';
     const { store, box } = await openData(String(values['data-dir']), databaseUrl(values));
+    // Audit events of this command name "cli" as the actor: it signs nothing, it holds the data directory.
+    const event = eventMaker(newEventId, { keyId: 'cli', clientIp: '', requestId: newRequestId() }, systemClock());
     try {
       switch (sub) {
         case 'create': {
           const keyId = newAccessKeyId();
           const secret = newAccessKeySecret();
-          await store.insertAccessKey({
-            id: keyId,
-            secretSealed: box.seal(secret, keyId),
-            description: String(values.description),
-            allowedActions: actions,
-            isRoot: false,
-            enabled: true,
-            createdAt: systemClock(),
-          });
+          await store.insertAccessKey(
+            {
+              id: keyId,
+              secretSealed: box.seal(secret, keyId),
+              description: String(values.description),
+              allowedActions: actions,
+              isRoot: false,
+              enabled: true,
+              createdAt: systemClock(),
+            },
+            event('AccessKey.Create', keyId, { Actions: actions.join(','), Description: String(values.description) }),
+          );
           audit.info({ audit: 'keys.create', accessKeyId: keyId, actions }, 'access key created');
           if (json) process.stdout.write(`${JSON.stringify({ AccessKeyId: keyId, AccessKeySecret: secret, Actions: actions })}\n`);
           else
@@ -126,8 +132,13 @@ export const keysCommand: Command = {
             process.stderr.write('Forbidden: the root key cannot be disabled or deleted; rotate it instead (see SECURITY.md).\n');
             return EXIT.failed;
           }
-          if (sub === 'delete') await store.deleteAccessKey(id);
-          else await store.setAccessKeyEnabled(id, sub === 'enable');
+          if (sub === 'delete') await store.deleteAccessKey(id, event('AccessKey.Delete', id));
+          else
+            await store.setAccessKeyEnabled(
+              id,
+              sub === 'enable',
+              event(sub === 'enable' ? 'AccessKey.Enable' : 'AccessKey.Disable', id, { Enabled: sub === 'enable' }),
+            );
           audit.info({ audit: `keys.${sub}`, accessKeyId: id }, `access key ${sub}d`);
           process.stdout.write(`${id} ${sub}d\n`);
           return EXIT.ok;

@@ -62,6 +62,12 @@ export const serveCommand: Command = {
       env: 'SMCD_TLS_CERT',
     },
     'tls-key': { type: 'string', description: 'PEM private key file of --tls-cert; re-read on SIGHUP.', env: 'SMCD_TLS_KEY' },
+    'audit-retention-days': {
+      type: 'string',
+      description: 'Days audit events (and webhook deliveries) are kept before they are purged.',
+      env: 'SMCD_AUDIT_RETENTION_DAYS',
+      default: '365',
+    },
     'db-pool-size': { type: 'string', description: 'PostgreSQL connections per node.', env: 'SMCD_DB_POOL_SIZE', default: '10' },
     'db-timeout': {
       type: 'string',
@@ -115,6 +121,9 @@ interface ServeSettings {
   poolSize: number;
   timeoutMs: number;
   workers: number;
+  auditRetentionDays: number;
+  /** Tests only: the first webhook retry's delay, SMCD_WEBHOOK_BACKOFF_MS (default 10 s). */
+  webhookBackoffMs: number | undefined;
 }
 
 /** The flags, checked: a usage error names the flag, before anything is opened. */
@@ -148,7 +157,16 @@ function settingsFrom(values: Record<string, unknown>): ServeSettings {
     poolSize: intOption(values, 'db-pool-size', 1, 1000),
     timeoutMs: intOption(values, 'db-timeout', 100, 600_000),
     workers,
+    auditRetentionDays: intOption(values, 'audit-retention-days', 1, 36_500),
+    webhookBackoffMs: webhookBackoffFromEnv(process.env.SMCD_WEBHOOK_BACKOFF_MS),
   };
+}
+
+/** SMCD_WEBHOOK_BACKOFF_MS shrinks webhook retries so that tests run in seconds; not for production. */
+function webhookBackoffFromEnv(raw: string | undefined): number | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  if (!/^\d{1,9}$/.test(raw) || Number(raw) < 1) throw new UsageError('SMCD_WEBHOOK_BACKOFF_MS must be a whole number of milliseconds');
+  return Number(raw);
 }
 
 /** Opens the data, serves until SIGTERM/SIGINT, and closes; every outcome is logged. */
@@ -165,6 +183,8 @@ async function serve(values: Record<string, unknown>, log: pino.Logger, settings
     tlsKey,
     poolSize,
     timeoutMs,
+    auditRetentionDays,
+    webhookBackoffMs,
   } = settings;
   const dataDir = String(values['data-dir']);
   const url = databaseUrl(values);
@@ -212,6 +232,8 @@ async function serve(values: Record<string, unknown>, log: pino.Logger, settings
       trustProxy: String(values['trust-proxy']),
       tls,
       metricsFrom: worker ? workerMetrics : undefined,
+      auditRetentionDays,
+      webhooks: { backoffMs: webhookBackoffMs },
     });
     reloadTls = () => {
       if (!tlsCert) {

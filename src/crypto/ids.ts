@@ -26,6 +26,9 @@ export const newAccessTokenCode = (): string => randomString(32, ALNUM);
 export const newSourceId = (): string => `s-${randomString(20, LOWER_ALNUM)}`;
 export const newSourceKeyId = (): string => `sk-${randomString(20, LOWER_ALNUM)}`;
 export const newSourceKeySecret = (): string => randomString(32, ALNUM);
+export const newEventId = (): string => `ev-${randomString(20, LOWER_ALNUM)}`;
+export const newWebhookId = (): string => `wh-${randomString(20, LOWER_ALNUM)}`;
+export const newWebhookSecret = (): string => randomString(32, ALNUM);
 export const newAccessKeyId = (): string => `LTAI${randomString(20, ALNUM)}`;
 export const newAccessKeySecret = (): string => randomString(30, ALNUM);
 

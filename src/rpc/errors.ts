@@ -83,6 +83,7 @@ export const errors = {
       `The resource ${clip(resourceId)} would have more than ${max} tags.`,
       'Remove tags first (UntagResources).',
     ),
+  webhookNotFound: () => new ApiError(404, 'InvalidWebhookId.NotFound', 'The specified WebhookId does not exist.'),
   tokenExpired: () => new ApiError(403, 'AccessToken.Expired', 'The activation code has expired.'),
   tokenDisabled: () => new ApiError(403, 'AccessToken.Disabled', 'The activation code has been disabled.'),
   tokenCountExceeded: () => new ApiError(403, 'AccessToken.CountExceeded', 'The activation code has been used the maximum number of times.'),

@@ -36,6 +36,8 @@ export interface ListDecl extends Common {
   kind: 'list';
   maxItems: number;
   itemMax: number;
+  /** The values an item may take, when they are a fixed set. */
+  values?: readonly string[];
 }
 export interface JsonObjectDecl extends Common {
   kind: 'json-object';
@@ -65,7 +67,9 @@ type Parsed<D> = D extends TextDecl
     : D extends EnumDecl<infer V>
       ? V
       : D extends ListDecl
-        ? string[]
+        ? D extends { values: readonly (infer V)[] }
+          ? V[]
+          : string[]
         : D extends JsonObjectDecl
           ? Record<string, unknown>
           : D extends DisksDecl
@@ -149,6 +153,7 @@ function parseList(name: string, decl: ListDecl, raw: ReadonlyMap<string, string
   if (items.length > decl.maxItems) throw errors.invalidParameter(name, `at most ${decl.maxItems} items.`);
   for (const item of items) {
     if (item.length === 0 || codePoints(item) > decl.itemMax) throw errors.invalidParameter(name, `each item is 1 to ${decl.itemMax} characters.`);
+    if (decl.values && !decl.values.includes(item)) throw errors.invalidParameter(name, `each item is one of ${decl.values.join(', ')}.`);
   }
   return items;
 }

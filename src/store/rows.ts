@@ -1,7 +1,9 @@
 import type { AccessKeyRecord } from '../domain/access-key.ts';
 import type { AccessTokenRecord } from '../domain/access-token.ts';
+import type { AuditEvent, EventType, ResourceType, StoredEvent } from '../domain/audit-event.ts';
 import type { OwnedSource, SourceFields, SourceRecord } from '../domain/source-server.ts';
 import { byKey, type Tag } from '../domain/tags.ts';
+import type { DeliveryRecord, DeliveryStatus, WebhookRecord } from '../domain/webhook.ts';
 
 /**
  * Rows to records and back, for stores whose tables use these column names and INTEGER
@@ -129,4 +131,64 @@ export function withTags<T extends { id: string }>(items: T[], tagRows: Row[]): 
     byId.set(id, list);
   }
   return items.map((item) => ({ ...item, tags: (byId.get(item.id) ?? []).sort(byKey) }));
+}
+
+/** (id, event_time, event_type, resource_type, resource_id, actor_key_id, client_ip, request_id, detail) */
+export function eventValues(e: AuditEvent): unknown[] {
+  return [e.id, e.time, e.type, e.resourceType, e.resourceId, e.actorKeyId, e.clientIp, e.requestId, e.detail];
+}
+
+export function eventFromRow(r: Row): StoredEvent {
+  return {
+    seq: Number(r.seq),
+    id: String(r.id),
+    time: Number(r.event_time),
+    // Written only from the EventType list (domain/audit-event.ts).
+    type: String(r.event_type) as EventType,
+    resourceType: String(r.resource_type) as ResourceType,
+    resourceId: String(r.resource_id),
+    actorKeyId: String(r.actor_key_id),
+    clientIp: String(r.client_ip),
+    requestId: String(r.request_id),
+    detail: String(r.detail),
+  };
+}
+
+/** Event types are stored as `,A,B,` so that one substring test matches a type. */
+export const eventTypesColumn = (types: readonly string[]): string => `,${types.join(',')},`;
+
+export function webhookFromRow(r: Row): WebhookRecord {
+  return {
+    id: String(r.id),
+    url: String(r.url),
+    eventTypes: String(r.event_types).split(',').filter(Boolean) as EventType[],
+    expiringSoonDays: Number(r.expiring_soon_days),
+    secretSealed: String(r.secret_sealed),
+    createdAt: Number(r.created_at),
+  };
+}
+
+/** A delivery row joined with its event's columns (the event's as they are named in audit_events, its seq as event_seq). */
+export function deliveryFromRow(r: Row): DeliveryRecord {
+  return {
+    webhookId: String(r.webhook_id),
+    position: Number(r.position),
+    event: eventFromRow({ ...r, seq: r.event_seq }),
+    status: String(r.status) as DeliveryStatus,
+    attempts: Number(r.attempts),
+    firstAttemptAt: Number(r.first_attempt_at),
+    lastAttemptAt: Number(r.last_attempt_at),
+    lastStatusCode: Number(r.last_status_code),
+    nextAttemptAt: Number(r.next_attempt_at),
+  };
+}
+
+/** The ids of RETURNING rows, sorted: a batch's events in a stable order. */
+export const sortedIds = (rows: Row[]) => rows.map((r) => String(r.id)).sort();
+
+/** Deleted tag rows (resource_id, key) as each resource's keys, resources and keys sorted. */
+export function keysById(rows: Row[]): Array<[string, string[]]> {
+  const byId = new Map<string, string[]>();
+  for (const r of rows) byId.set(String(r.resource_id), [...(byId.get(String(r.resource_id)) ?? []), String(r.key)]);
+  return [...byId].sort(([a], [b]) => (a < b ? -1 : 1)).map(([id, k]) => [id, k.sort()]);
 }

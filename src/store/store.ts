@@ -6,8 +6,10 @@
 
 import type { AccessKeyRecord } from '../domain/access-key.ts';
 import type { AccessTokenRecord, ImportRefusal, TokenStatus } from '../domain/access-token.ts';
+import type { Actor, AuditEvent, EventQuery, StoredEvent } from '../domain/audit-event.ts';
 import type { OwnedSource, SourceFields, SourceRecord, SourceState } from '../domain/source-server.ts';
 import type { ApprovalStatus, Tag, TagFilter, TagResourceType } from '../domain/tags.ts';
+import type { AttemptResult, DeliveryRecord, DeliveryStatus, WebhookRecord } from '../domain/webhook.ts';
 
 export interface Page {
   offset: number;
@@ -65,6 +67,8 @@ export interface Heartbeat {
   /** JSON object text; absent keeps the stored one. */
   systemInfo?: string;
   statusInfo?: string;
+  /** Who sent it: an Online event names them. */
+  actor?: Actor;
 }
 
 export interface IdempotencyKey {
@@ -104,6 +108,8 @@ export class NonceUsedError extends Error {
 export interface CreateExtras {
   tags?: readonly Tag[];
   nonce?: NonceUse;
+  /** AccessToken.Create (API.md 5.5), recorded only when the code is created (not on a replay). */
+  event?: AuditEvent;
 }
 
 export type CreateTokenOutcome =
@@ -131,11 +137,21 @@ export interface ImportRequest {
   sealKey: (keyId: string) => string;
   /** Recorded in the import's own transaction when given (see NonceUse). */
   nonce?: NonceUse;
+  /**
+   * The events to record with the outcome, in its transaction: `exhausted` when this import
+   * took the code's last use. A refusal's events are committed although nothing else changes.
+   */
+  events?: (outcome: ImportOutcome, exhausted: boolean) => AuditEvent[];
 }
 
 export type ImportOutcome =
   | { outcome: 'refused'; reason: ImportRefusal; sourceId?: string }
   | { outcome: 'imported'; sourceId: string; keyId: string; usedSlot: boolean; created: boolean };
+
+export interface DeliveryQuery extends Page {
+  webhookId: string;
+  status?: DeliveryStatus;
+}
 
 /** What a store reports of its own workings, for /metrics. */
 export interface StoreObserver {
@@ -162,13 +178,17 @@ export interface Store {
   putMetaIfAbsent(key: string, value: string): Promise<string>;
 
   /** False when the id exists, or when `key` is a root key and a root key exists. */
-  insertAccessKey(key: AccessKeyRecord): Promise<boolean>;
+  /**
+   * Every change below that takes an `event` records it in the change's own transaction,
+   * only when the change happened (API.md 5.5).
+   */
+  insertAccessKey(key: AccessKeyRecord, event?: AuditEvent): Promise<boolean>;
   getRootAccessKey(): Promise<AccessKeyRecord | undefined>;
   getAccessKey(id: string): Promise<AccessKeyRecord | undefined>;
   listAccessKeys(): Promise<AccessKeyRecord[]>;
-  setAccessKeyEnabled(id: string, enabled: boolean): Promise<boolean>;
+  setAccessKeyEnabled(id: string, enabled: boolean, event?: AuditEvent): Promise<boolean>;
   setAccessKeySecret(id: string, secretSealed: string): Promise<boolean>;
-  deleteAccessKey(id: string): Promise<boolean>;
+  deleteAccessKey(id: string, event?: AuditEvent): Promise<boolean>;
 
   /**
    * Records a nonce; false when this key id used it before and it has not expired. It may
@@ -184,15 +204,15 @@ export interface Store {
    * could not be made so. A store whose writes are durable when they resolve resolves at once.
    */
   settled(): Promise<void>;
-  /** Forgets expired nonces and idempotency keys. */
-  purgeExpired(now: number): Promise<void>;
+  /** Forgets expired nonces and idempotency keys, and events (with their deliveries) older than `eventsBefore`. */
+  purgeExpired(now: number, eventsBefore?: number): Promise<void>;
 
-  /** Creates the code, with its tags and the request's nonce (see NonceUse) in the same commit. */
+  /** Creates the code, with its tags, its event and the request's nonce (see NonceUse) in the same commit. */
   createAccessToken(token: AccessTokenRecord, idempotency?: IdempotencyKey, extra?: CreateExtras): Promise<CreateTokenOutcome>;
   getAccessToken(id: string): Promise<AccessTokenRecord | undefined>;
   listAccessTokens(query: TokenQuery): Promise<{ total: number; items: Tagged<AccessTokenRecord>[] }>;
-  disableAccessToken(id: string): Promise<boolean>;
-  deleteAccessToken(id: string): Promise<boolean>;
+  disableAccessToken(id: string, event?: AuditEvent): Promise<boolean>;
+  deleteAccessToken(id: string, event?: AuditEvent): Promise<boolean>;
 
   /**
    * Atomically: check the code, use one slot for a new machine, create or update the source.
@@ -207,25 +227,71 @@ export interface Store {
   /**
    * Writes heartbeats, many at once: each source's last-heartbeat time (never moved back) and
    * the info it sent. Sources that no longer exist are skipped. Resolves with how many were written.
+   * A source marked offline (markOffline) is marked online again, with the event `online` makes.
    */
-  recordHeartbeats(beats: readonly Heartbeat[]): Promise<number>;
+  recordHeartbeats(beats: readonly Heartbeat[], online?: (beat: Heartbeat) => AuditEvent): Promise<number>;
+  /**
+   * Marks offline, once, every source whose last heartbeat is before `onlineSince`, recording the
+   * event `offline` makes for each in the same transaction; with several nodes each source is
+   * marked by one. Resolves with how many were marked.
+   */
+  markOffline(onlineSince: number, offline: (sourceId: string, lastHeartbeatAt: number) => AuditEvent): Promise<number>;
   describeSources(query: SourceQuery): Promise<{ total: number; items: Tagged<SourceRecord>[] }>;
-  modifySource(id: string, patch: { name?: string; description?: string }): Promise<boolean>;
+  modifySource(id: string, patch: { name?: string; description?: string }, event?: AuditEvent): Promise<boolean>;
   /** Deletes the source and its tags. */
-  deleteSource(id: string): Promise<boolean>;
-  /** Pending → Approved for every id; an unknown id changes nothing. */
-  approveSources(ids: readonly string[]): Promise<BatchOutcome>;
-  /** Deletes every one of these sources and their tags (their keys stop working); an unknown id changes nothing. */
-  rejectSources(ids: readonly string[]): Promise<BatchOutcome>;
+  deleteSource(id: string, event?: AuditEvent): Promise<boolean>;
+  /**
+   * Pending → Approved for every id; an unknown id changes nothing. `approved` makes the event
+   * of each source that changed (API.md 5.5), recorded in the same transaction.
+   */
+  approveSources(ids: readonly string[], approved?: (sourceId: string) => AuditEvent): Promise<BatchOutcome>;
+  /**
+   * Deletes every one of these sources and their tags (their keys stop working); an unknown id
+   * changes nothing. `rejected` makes each deleted source's event, given the status it had.
+   */
+  rejectSources(ids: readonly string[], rejected?: (sourceId: string, status: ApprovalStatus) => AuditEvent): Promise<BatchOutcome>;
 
   /**
    * Sets the tags on every resource (a key it has gets the new value); a resource that does not
-   * exist or would pass MAX_TAGS_PER_RESOURCE changes nothing.
+   * exist or would pass MAX_TAGS_PER_RESOURCE changes nothing. `tagged` makes each resource's event.
    */
-  tagResources(type: TagResourceType, ids: readonly string[], tags: readonly Tag[]): Promise<BatchOutcome>;
-  /** Removes these keys (or all tags) from every resource; an unknown resource changes nothing. */
-  untagResources(type: TagResourceType, ids: readonly string[], keys: readonly string[] | 'all'): Promise<BatchOutcome>;
+  tagResources(type: TagResourceType, ids: readonly string[], tags: readonly Tag[], tagged?: (id: string) => AuditEvent): Promise<BatchOutcome>;
+  /**
+   * Removes these keys (or all tags) from every resource; an unknown resource changes nothing.
+   * `untagged` makes the event of each resource that lost tags, given the keys it lost (sorted).
+   */
+  untagResources(
+    type: TagResourceType,
+    ids: readonly string[],
+    keys: readonly string[] | 'all',
+    untagged?: (id: string, removed: string[]) => AuditEvent,
+  ): Promise<BatchOutcome>;
   listTagResources(query: TagQuery): Promise<TagRow[]>;
+
+  /** Events, newest first (by the store's sequence). */
+  describeEvents(query: EventQuery): Promise<StoredEvent[]>;
+
+  createWebhook(webhook: WebhookRecord): Promise<void>;
+  listWebhooks(): Promise<WebhookRecord[]>;
+  getWebhook(id: string): Promise<WebhookRecord | undefined>;
+  /** Deletes the webhook and its deliveries. */
+  deleteWebhook(id: string): Promise<boolean>;
+  describeDeliveries(query: DeliveryQuery): Promise<{ total: number; items: DeliveryRecord[] }>;
+  /**
+   * For every webhook subscribed to AccessToken.ExpiringSoon: each open code expiring within
+   * its ExpiringSoonDays of `now` gets the event `expiring` makes, queued for that webhook,
+   * once per (webhook, code) across nodes. Resolves with how many were queued.
+   */
+  noticeExpiringTokens(now: number, expiring: (tokenId: string, expiresAt: number, days: number) => AuditEvent): Promise<number>;
+  /** Webhooks whose first pending delivery is due at `now`, and whose lease is free or held by `owner`. */
+  webhooksDue(now: number, owner: string): Promise<string[]>;
+  /** Takes or renews the webhook's delivery lease until `until`; undefined when another owner holds it. */
+  leaseWebhook(id: string, owner: string, now: number, until: number): Promise<WebhookRecord | undefined>;
+  releaseWebhook(id: string, owner: string): Promise<void>;
+  /** The webhook's first pending delivery in its order. */
+  nextDelivery(webhookId: string): Promise<DeliveryRecord | undefined>;
+  /** Records an attempt on a pending delivery. */
+  recordAttempt(webhookId: string, position: number, result: AttemptResult): Promise<void>;
 
   /** Re-seals every stored secret (master key rotation); returns how many were rewritten. */
   resealSecrets(reseal: (sealed: string, recordId: string) => string): Promise<number>;

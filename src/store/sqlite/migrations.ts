@@ -126,4 +126,67 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX tags_by_tag ON tags (resource_type, key, value, resource_id);
   `,
+  // Audit events and webhooks (issue 15, API.md 5.5 and 5.6). Events are written in the
+  // transaction of their change and ordered by `seq`; the trigger queues one delivery per
+  // subscribed webhook in that same transaction (ExpiringSoon is queued per webhook by its
+  // sweep, each webhook having its own lead time). `sources.offline` marks a source whose
+  // Offline event was recorded, so each transition is recorded once.
+  `
+  CREATE TABLE audit_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    event_time INTEGER NOT NULL,
+    event_type TEXT NOT NULL,
+    resource_type TEXT NOT NULL,
+    resource_id TEXT NOT NULL,
+    actor_key_id TEXT NOT NULL,
+    client_ip TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    detail TEXT NOT NULL
+  );
+  CREATE INDEX audit_events_time ON audit_events (event_time);
+  CREATE INDEX audit_events_resource ON audit_events (resource_id, seq);
+  CREATE INDEX audit_events_type ON audit_events (event_type, seq);
+  ALTER TABLE sources ADD COLUMN offline INTEGER NOT NULL DEFAULT 0;
+  CREATE INDEX sources_online_heartbeat ON sources (last_heartbeat_at) WHERE offline = 0;
+  CREATE TABLE webhooks (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    url TEXT NOT NULL,
+    event_types TEXT NOT NULL,
+    expiring_soon_days INTEGER NOT NULL,
+    secret_sealed TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    next_position INTEGER NOT NULL DEFAULT 0,
+    lease_owner TEXT NOT NULL DEFAULT '',
+    lease_until INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE TABLE webhook_deliveries (
+    webhook_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    event_seq INTEGER NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    first_attempt_at INTEGER NOT NULL DEFAULT 0,
+    last_attempt_at INTEGER NOT NULL DEFAULT 0,
+    last_status_code INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    PRIMARY KEY (webhook_id, position)
+  ) WITHOUT ROWID;
+  CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (webhook_id, position) WHERE status = 'pending';
+  CREATE INDEX webhook_deliveries_status ON webhook_deliveries (webhook_id, status, position);
+  CREATE INDEX webhook_deliveries_created ON webhook_deliveries (created_at);
+  CREATE TABLE expiry_notices (
+    webhook_id TEXT NOT NULL,
+    access_token_id TEXT NOT NULL,
+    PRIMARY KEY (webhook_id, access_token_id)
+  ) WITHOUT ROWID;
+  CREATE TRIGGER audit_events_fan_out AFTER INSERT ON audit_events WHEN NEW.event_type <> 'AccessToken.ExpiringSoon'
+    BEGIN
+      INSERT INTO webhook_deliveries (webhook_id, position, event_seq, created_at, next_attempt_at)
+        SELECT id, NEW.seq, NEW.seq, NEW.event_time, NEW.event_time FROM webhooks
+        WHERE instr(event_types, ',' || NEW.event_type || ',') > 0;
+    END;
+  `,
 ];
