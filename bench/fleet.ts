@@ -3,6 +3,7 @@
 // shell agent's curl does), signed with its own source key. Prints the CPU smcd spends per
 // heartbeat and its share of one core, next to a plain node:http server offered the same
 // requests in the same run. See bench/README.md.
+
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
@@ -12,6 +13,7 @@ import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import { SecretBox } from '../src/crypto/secret-box.ts';
 import { openStore } from '../src/store/open-store.ts';
+import { fmt, intOption, log } from './lib/cli.ts';
 import { type Creds, signedForm } from './lib/presign.ts';
 import { BENCH_MASTER_KEY, BENCH_ROOT, type ChildServer, RssSampler, startBaseline, startSmcd } from './lib/processes.ts';
 import { mainThreadProfile, summariseProfile } from './lib/profile.ts';
@@ -43,18 +45,12 @@ if (opts.help) {
   process.stdout.write(HELP);
   process.exit(0);
 }
-const num = (name: string, v: string | undefined, min: number, max: number): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer from ${min} to ${max}`);
-  return n;
-};
+const num = intOption;
 const sources = num('sources', opts.sources, 1, 10_000_000);
 const intervalS = num('interval', opts.interval, 1, 3600);
 const durationS = num('duration', opts.duration, 1, 3600);
 const warmupS = num('warmup', opts.warmup, 0, 600);
 const rate = sources / intervalS;
-const log = (line: string) => process.stdout.write(`${line}\n`);
-const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 interface FleetSource {
   id: string;

@@ -1,11 +1,13 @@
 // `npm run bench -- [options]`: load smcd (a child process) and a plain node:http
 // baseline with the same autocannon settings, and print req/s, latency, peak RSS and
 // the ratios the targets of issue 5 are stated in. See bench/README.md.
+
 import { execSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { fmt, intOption, log } from './lib/cli.ts';
 import { probeDurableCommit } from './lib/disk-probe.ts';
 import { type LoadResult, type Offer, runLoad } from './lib/load.ts';
 import { type BenchDatabase, createBenchDatabase, type PgbenchResult, postgresUnavailable, runPgbench } from './lib/postgres.ts';
@@ -65,11 +67,7 @@ if (opts.help) {
   process.exit(0);
 }
 
-const num = (name: string, v: string | undefined, min: number, max: number): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer from ${min} to ${max}`);
-  return n;
-};
+const num = intOption;
 const durationS = num('duration', opts.duration, 1, 600);
 const warmupS = num('warmup', opts.warmup, 0, 60);
 const connections = num('connections', opts.connections, 1, 1000);
@@ -90,10 +88,7 @@ for (const s of stores) if (s !== 'sqlite' && s !== 'postgres') throw new Error(
 
 // ---------------------------------------------------------------------------------------
 
-const fmt = (n: number, digits = 0) =>
-  Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : 'n/a';
 const ms = (n: number) => `${fmt(n, n < 10 ? 2 : 1)} ms`;
-const log = (line: string) => process.stdout.write(`${line}\n`);
 
 function describeLoad(label: string, r: LoadResult): string {
   const codes = Object.entries(r.statusCodes)

@@ -161,16 +161,20 @@ function parseList(name: string, decl: ListDecl, raw: ReadonlyMap<string, string
 /** `<Name>.N.Index|Path|Size`, compiled once per declared name. */
 const diskPatterns = new Map<string, RegExp>();
 
+/** A JSON array, or undefined for anything else (not JSON, or JSON of another kind). */
+function jsonArray(text: string): unknown[] | undefined {
+  try {
+    const parsed: unknown = JSON.parse(text);
+    return Array.isArray(parsed) ? parsed : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The JSON form `DataDisk=[{"Index":1,"Path":"/data","Size":100}]`, as Name.N.Field entries. */
 function disksFromJson(name: string, text: string): Map<string, string> {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    parsed = undefined;
-  }
-  if (!Array.isArray(parsed))
-    throw errors.invalidParameter(name, 'a JSON array of {"Index","Path","Size"} objects, or DataDisk.N.Index, .Path and .Size.');
+  const parsed = jsonArray(text);
+  if (!parsed) throw errors.invalidParameter(name, 'a JSON array of {"Index","Path","Size"} objects, or DataDisk.N.Index, .Path and .Size.');
   const entries = new Map<string, string>();
   parsed.forEach((disk: unknown, i) => {
     if (disk === null || typeof disk !== 'object' || Array.isArray(disk)) throw errors.invalidParameter(name, 'each disk is a JSON object.');
@@ -222,14 +226,8 @@ function parseDisks(name: string, decl: DisksDecl, given: ReadonlyMap<string, st
 
 /** The JSON form `Tag=[{"Key":"env","Value":"prod"}]`, as Name.N.Key/Value entries. */
 function tagsFromJson(name: string, text: string): Map<string, string> {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    parsed = undefined;
-  }
-  if (!Array.isArray(parsed))
-    throw errors.invalidParameter('TagKey', `a JSON array of {"Key","Value"} objects, or ${name}.N.Key and ${name}.N.Value.`);
+  const parsed = jsonArray(text);
+  if (!parsed) throw errors.invalidParameter('TagKey', `a JSON array of {"Key","Value"} objects, or ${name}.N.Key and ${name}.N.Value.`);
   const entries = new Map<string, string>();
   parsed.forEach((tag: unknown, i) => {
     if (tag === null || typeof tag !== 'object' || Array.isArray(tag)) throw errors.invalidParameter('TagKey', 'each tag is a JSON object.');
