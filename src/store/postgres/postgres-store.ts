@@ -91,6 +91,12 @@ const CREATE_TOKEN = prepared(
    UPDATE access_token_counts SET n = n + (SELECT COUNT(*) FROM created) WHERE shard = $14`,
 );
 
+/** INSERT_ACCESS_TOKEN's values ($1-$13), inserted only when the CTE `fresh` has a row (the nonce was new). */
+const INSERT_ACCESS_TOKEN_IF_FRESH = `INSERT INTO access_tokens (id, code_sealed, name, description, count, registered_count, ttl_days,
+     created_at, expires_at, disabled, ip_address_range, created_by, require_approval)
+     SELECT $1::text, $2::text, $3::text, $4::text, $5::integer, $6::integer, $7::integer, $8::bigint, $9::bigint,
+       $10::integer, $11::text, $12::text, $13::integer FROM fresh RETURNING 1`;
+
 /**
  * The same with the request's nonce, in one statement and one commit: the code is inserted
  * only when the nonce is fresh (one row from `fresh`), so no row is updated for a replay.
@@ -98,10 +104,7 @@ const CREATE_TOKEN = prepared(
 const CREATE_TOKEN_WITH_NONCE = prepared(
   'create_token_nonce',
   `WITH fresh AS (${nonceUpsert(15)} RETURNING 1),
-   created AS (INSERT INTO access_tokens (id, code_sealed, name, description, count, registered_count, ttl_days,
-     created_at, expires_at, disabled, ip_address_range, created_by, require_approval)
-     SELECT $1::text, $2::text, $3::text, $4::text, $5::integer, $6::integer, $7::integer, $8::bigint, $9::bigint,
-       $10::integer, $11::text, $12::text, $13::integer FROM fresh RETURNING 1)
+   created AS (${INSERT_ACCESS_TOKEN_IF_FRESH})
    UPDATE access_token_counts SET n = n + 1 WHERE shard = $14 AND EXISTS (SELECT 1 FROM created)`,
 );
 
@@ -116,10 +119,7 @@ const CREATE_TOKEN_EVENT = prepared(
 const CREATE_TOKEN_WITH_NONCE_EVENT = prepared(
   'create_token_nonce_event',
   `WITH fresh AS (${nonceUpsert(15)} RETURNING 1),
-   created AS (INSERT INTO access_tokens (id, code_sealed, name, description, count, registered_count, ttl_days,
-     created_at, expires_at, disabled, ip_address_range, created_by, require_approval)
-     SELECT $1::text, $2::text, $3::text, $4::text, $5::integer, $6::integer, $7::integer, $8::bigint, $9::bigint,
-       $10::integer, $11::text, $12::text, $13::integer FROM fresh RETURNING 1), ${eventCtesSql(19, { guard: 'created' })}
+   created AS (${INSERT_ACCESS_TOKEN_IF_FRESH}), ${eventCtesSql(19, { guard: 'created' })}
    UPDATE access_token_counts SET n = n + 1 WHERE shard = $14 AND EXISTS (SELECT 1 FROM created)`,
 );
 
@@ -133,14 +133,14 @@ const TOKEN_USED = prepared('token_used', 'SELECT 1 AS used FROM token_uses WHER
 const USE_SLOT = prepared('use_slot', 'UPDATE access_tokens SET registered_count = registered_count + 1 WHERE id = $1 AND registered_count < count');
 const INSERT_TOKEN_USE = prepared('insert_token_use', 'INSERT INTO token_uses (access_token_id, machine_id, used_at) VALUES ($1, $2, $3)');
 
-/** A batch of heartbeats in one statement: arrays of the values, joined to the rows by id. */
-const RECORD_HEARTBEATS = prepared(
-  'record_heartbeats',
-  `UPDATE sources AS s SET last_heartbeat_at = GREATEST(s.last_heartbeat_at, b.at),
+/** A batch of heartbeats in one statement: arrays of the values ($1-$4), joined to the rows by id. */
+const UPDATE_HEARTBEATS = `UPDATE sources AS s SET last_heartbeat_at = GREATEST(s.last_heartbeat_at, b.at),
      system_info = COALESCE(b.system_info, s.system_info), status_info = COALESCE(b.status_info, s.status_info)
    FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[]) AS b(id, at, system_info, status_info)
-   WHERE s.id = b.id`,
-);
+   WHERE s.id = b.id`;
+
+/** UPDATE_HEARTBEATS, prepared. */
+const RECORD_HEARTBEATS = prepared('record_heartbeats', UPDATE_HEARTBEATS);
 
 /**
  * RECORD_HEARTBEATS answering how many rows it wrote and which of them are marked offline
@@ -148,10 +148,7 @@ const RECORD_HEARTBEATS = prepared(
  */
 const RECORD_HEARTBEATS_SEEN = prepared(
   'record_heartbeats_seen',
-  `WITH u AS (UPDATE sources AS s SET last_heartbeat_at = GREATEST(s.last_heartbeat_at, b.at),
-     system_info = COALESCE(b.system_info, s.system_info), status_info = COALESCE(b.status_info, s.status_info)
-   FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[]) AS b(id, at, system_info, status_info)
-   WHERE s.id = b.id RETURNING s.id, s.offline)
+  `WITH u AS (${UPDATE_HEARTBEATS} RETURNING s.id, s.offline)
    SELECT (SELECT COUNT(*) FROM u) AS n, ARRAY(SELECT id FROM u WHERE offline = 1) AS back`,
 );
 
