@@ -31,6 +31,8 @@ import { withTimeout } from './util/with-timeout.ts';
 import { packageVersion } from './version.ts';
 import { WebhookDispatcher } from './webhooks/dispatcher.ts';
 
+/** Sources marked offline (and their events written) per transaction of the sweep. */
+const OFFLINE_BATCH = 500;
 export interface ServerOptions {
   store: Store;
   box: SecretBox;
@@ -388,7 +390,11 @@ export class SmcdServer {
       const { store, clock, settings, log } = this.options;
       const now = clock();
       try {
-        await store.markOffline(onlineSince(now, settings.heartbeatRateSeconds), offlineEvent(now));
+        // In bounded batches: a whole network going silent at once is many short transactions.
+        const since = onlineSince(now, settings.heartbeatRateSeconds);
+        while ((await store.markOffline(since, offlineEvent(now), OFFLINE_BATCH)) === OFFLINE_BATCH) {
+          /* the next batch */
+        }
         await store.noticeExpiringTokens(now, expiringEvent(now));
       } catch (err) {
         log.warn({ err: (err as Error).message }, 'offline and expiry sweep failed; retrying at the next one');

@@ -231,11 +231,13 @@ export interface Store {
    */
   recordHeartbeats(beats: readonly Heartbeat[], online?: (beat: Heartbeat) => AuditEvent): Promise<number>;
   /**
-   * Marks offline, once, every source whose last heartbeat is before `onlineSince`, recording the
-   * event `offline` makes for each in the same transaction; with several nodes each source is
-   * marked by one. Resolves with how many were marked.
+   * Marks offline, once, up to `limit` sources whose last heartbeat is before `onlineSince`
+   * (the longest silent first), recording the event `offline` makes for each in the same
+   * transaction; with several nodes each source is marked by one. Resolves with how many were
+   * marked: `limit` means there may be more (the sweep calls again, so no transaction grows with
+   * the fleet when a whole network goes silent at once).
    */
-  markOffline(onlineSince: number, offline: (sourceId: string, lastHeartbeatAt: number) => AuditEvent): Promise<number>;
+  markOffline(onlineSince: number, offline: (sourceId: string, lastHeartbeatAt: number) => AuditEvent, limit: number): Promise<number>;
   describeSources(query: SourceQuery): Promise<{ total: number; items: Tagged<SourceRecord>[] }>;
   modifySource(id: string, patch: { name?: string; description?: string }, event?: AuditEvent): Promise<boolean>;
   /** Deletes the source and its tags. */

@@ -192,6 +192,34 @@ for (const kind of STORE_KINDS) {
       await store.deleteWebhook(hook.id);
     });
 
+    it('markOffline marks at most its limit, the longest silent first; the next calls mark the rest, each once', async () => {
+      const base = T0 + 100 * DAY_MS;
+      const offline = (sourceId: string) => event('SourceServer.Offline', sourceId);
+      // Whatever earlier tests left silent is marked first, so only this test's sources remain.
+      while ((await store.markOffline(base, offline, 1000)) > 0) {
+        /* drain */
+      }
+      const t = token({ count: 20 });
+      await store.createAccessToken(t);
+      const ids = [];
+      for (let i = 0; i < 3; i++) ids.push(await importedSource(store, t.id, `lim-${t.id}-${i}`, base + i));
+      const since = base + 10;
+      assert.equal(await store.markOffline(since, offline, 2), 2);
+      const first = await store.describeEvents({ types: ['SourceServer.Offline'], limit: 100 });
+      assert.deepEqual(
+        ids.map((id) => first.filter((e) => e.resourceId === id).length),
+        [1, 1, 0],
+        'the two longest silent',
+      );
+      assert.equal(await store.markOffline(since, offline, 2), 1);
+      assert.equal(await store.markOffline(since, offline, 2), 0);
+      const all = await store.describeEvents({ types: ['SourceServer.Offline'], limit: 100 });
+      assert.deepEqual(
+        ids.map((id) => all.filter((e) => e.resourceId === id).length),
+        [1, 1, 1],
+      );
+    });
+
     it('markOffline records each silent source once, also with two nodes sweeping at once; a beat brings it back once', async () => {
       const t = token({ count: 20 });
       await store.createAccessToken(t);
@@ -199,12 +227,16 @@ for (const kind of STORE_KINDS) {
       const live = await importedSource(store, t.id, `off-${t.id}-3`, T0 + 10 * DAY_MS);
       const since = T0 + 5 * DAY_MS;
       const offline = (sourceId: string) => event('SourceServer.Offline', sourceId);
-      const counts = await Promise.all([store.markOffline(since, offline), other.markOffline(since, offline), store.markOffline(since, offline)]);
+      const counts = await Promise.all([
+        store.markOffline(since, offline, 100),
+        other.markOffline(since, offline, 100),
+        store.markOffline(since, offline, 100),
+      ]);
       const marked = await store.describeEvents({ types: ['SourceServer.Offline'], limit: 100 });
       for (const id of silent) assert.equal(marked.filter((e) => e.resourceId === id).length, 1, 'once per source');
       assert.equal(marked.filter((e) => e.resourceId === live).length, 0);
       assert.ok(counts.reduce((a, b) => a + b, 0) >= silent.length);
-      assert.equal(await store.markOffline(since, offline), 0, 'nothing left to mark');
+      assert.equal(await store.markOffline(since, offline, 100), 0, 'nothing left to mark');
 
       const online = (beat: { sourceId: string }) => event('SourceServer.Online', beat.sourceId);
       await store.recordHeartbeats(

@@ -687,12 +687,18 @@ export class PostgresStore implements Store {
     return Number(seen.n ?? 0);
   }
 
-  async markOffline(onlineSince: number, offline: (sourceId: string, lastHeartbeatAt: number) => AuditEvent): Promise<number> {
-    // Row locks make each source's transition one node's: another node's UPDATE waits, then skips it.
+  async markOffline(onlineSince: number, offline: (sourceId: string, lastHeartbeatAt: number) => AuditEvent, limit: number): Promise<number> {
+    // Row locks make each source's transition one node's: nodes sweeping at once take disjoint
+    // rows (SKIP LOCKED), and the flag, checked again on the locked row, is flipped once.
     return this.#db.op('tx', async (q) => {
       const marked = await q(
-        'UPDATE sources SET offline = 1 WHERE offline = 0 AND last_heartbeat_at < $1 RETURNING id, last_heartbeat_at',
+        // The CTE is evaluated once (a LIMIT in an IN subquery may be run again, and take more).
+        `WITH picked AS (SELECT id FROM sources WHERE offline = 0 AND last_heartbeat_at < $1
+           ORDER BY last_heartbeat_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+         UPDATE sources AS s SET offline = 1 FROM picked WHERE s.id = picked.id AND s.offline = 0
+         RETURNING s.id, s.last_heartbeat_at`,
         onlineSince,
+        limit,
       );
       for (const r of marked.rows) await recordEvent(q, offline(String(r.id), Number(r.last_heartbeat_at)));
       return marked.rows.length;

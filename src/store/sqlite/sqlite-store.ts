@@ -563,11 +563,14 @@ export class SqliteStore implements Store {
     return Promise.resolve(statements.map(({ sql, params }) => this.#db.all(sql, ...params)));
   }
 
-  markOffline(onlineSince: number, offline: (sourceId: string, lastHeartbeatAt: number) => AuditEvent): Promise<number> {
+  markOffline(onlineSince: number, offline: (sourceId: string, lastHeartbeatAt: number) => AuditEvent, limit: number): Promise<number> {
     return this.#db.write(() => {
       const marked = this.#db.all(
-        'UPDATE sources SET offline = 1 WHERE offline = 0 AND last_heartbeat_at < ? RETURNING id, last_heartbeat_at',
+        `UPDATE sources SET offline = 1 WHERE id IN
+           (SELECT id FROM sources WHERE offline = 0 AND last_heartbeat_at < ? ORDER BY last_heartbeat_at LIMIT ?)
+         RETURNING id, last_heartbeat_at`,
         onlineSince,
+        limit,
       );
       for (const r of marked) this.#event(offline(String(r.id), Number(r.last_heartbeat_at)));
       return marked.length;
