@@ -63,7 +63,7 @@ export const createAccessToken = defineAction({
   origin: 'SMC',
   summary: 'Creates an activation code. The code is returned only in this response.',
   signedBy: 'access-key',
-  nonceWithWrite: true,
+  nonce: 'with-write',
   params: {
     Name: nameParam('2-128 characters; starts with a letter (any script); letters, digits, ".", ":", "_", "-".'),
     Description: descriptionParam('0-256 characters, not starting with http:// or https://.'),

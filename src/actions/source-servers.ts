@@ -35,7 +35,7 @@ export const importSourceServer = defineAction({
   origin: 'smcd',
   summary: 'Imports a migration source, signed with an activation code; each new MachineId uses one of its imports.',
   signedBy: 'access-token',
-  nonceWithWrite: true,
+  nonce: 'with-write',
   params: {
     MachineId: text({ required: true, min: 1, max: 128, doc: 'Stable identifier of the machine.' }),
     Name: nameParam('Source name (default: Hostname).'),
@@ -143,7 +143,7 @@ export const reportSourceServerHeartbeat = defineAction({
   origin: 'smcd',
   summary: "Reports that a source is alive, signed with that source's key.",
   signedBy: 'source-key',
-  nonceMayLag: true,
+  nonce: 'may-lag',
   params: {
     SourceId: sourceIdParam,
     SystemInfo: systemInfoParam,

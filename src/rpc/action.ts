@@ -20,7 +20,7 @@ export interface RequestContext {
   signatureNonce: string;
   caller: Caller;
   /**
-   * Set for an action that records its nonce with its own write (`nonceWithWrite`): the
+   * Set for an action that records its nonce with its own write (`nonce: 'with-write'`): the
    * handler hands it to that store write, which records it in the same commit.
    */
   nonce?: NonceUse;
@@ -39,17 +39,15 @@ export interface RpcAction {
   /** Which credential kind signs it. */
   readonly signedBy: CredentialKind;
   /**
-   * The handler passes `ctx.nonce` to its one store write, so the wire does not record the
-   * nonce first: one commit, and on PostgreSQL one round trip fewer, per request.
+   * When its nonce is recorded; absent: by the wire, before the handler runs, in the commit the
+   * answer waits for. `with-write`: the handler passes `ctx.nonce` to its one store write (one
+   * commit, and on PostgreSQL one round trip fewer, per request). `may-lag`: the request may be
+   * answered before its nonce is durable (API.md 5.1: a replay after a crash can only repeat it;
+   * ReportSourceServerHeartbeat): still refused when seen again, but the store may write it
+   * later in a batch, and the answer waits for no commit.
    */
-  readonly nonceWithWrite?: boolean;
+  readonly nonce?: 'with-write' | 'may-lag';
   readonly params: ParamDecls;
   readonly response: ObjectShape;
-  /**
-   * The request may be answered before its nonce is durable (API.md 5.1: a replay after a
-   * crash can only repeat it): ReportSourceServerHeartbeat. Its nonce is still refused when
-   * seen again; the store may write it later, in a batch, and the answer does not wait for a commit.
-   */
-  readonly nonceMayLag?: boolean;
   dispatch(ctx: RequestContext, raw: ReadonlyMap<string, string>): Promise<Record<string, unknown>>;
 }

@@ -160,10 +160,10 @@ export function createRpcHandler(deps: RpcDependencies) {
       // An action that writes records it in its own write (one commit; a replay changes
       // nothing and is refused there); a refusal before that write records it below. A
       // heartbeat's may lag: it is kept in memory and written in a batch (API.md 5.1).
-      const mayLag = action.nonceMayLag === true;
-      const use: NonceUse = { keyId: claim.keyId, nonce: claim.nonce, now, expiresAt: now + limits.nonceTtlMs };
-      if (action.nonceWithWrite) pending = use;
-      else if (!(await store.useNonce(use.keyId, use.nonce, use.now, use.expiresAt, mayLag))) throw errors.nonceUsed();
+      const mayLag = action.nonce === 'may-lag';
+      const expiresAt = now + limits.nonceTtlMs;
+      if (action.nonce === 'with-write') pending = { keyId: claim.keyId, nonce: claim.nonce, now, expiresAt };
+      else if (!(await store.useNonce(claim.keyId, claim.nonce, now, expiresAt, mayLag))) throw errors.nonceUsed();
       keyId = claim.keyId;
       const allowed =
         action.signedBy === credential.kind && (credential.allowedActions.includes(action.name) || credential.allowedActions.includes('*'));
