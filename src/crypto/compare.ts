@@ -1,11 +1,16 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 
 /**
- * Constant-time string comparison. Both sides are hashed first so that the
- * comparison time does not reveal the expected length either.
+ * Constant-time string comparison for values whose length is public: signatures, HMACs and
+ * hashes, each of a fixed length for its algorithm. The time depends on the lengths, never on
+ * where the contents differ.
  */
 export function safeEqual(a: string, b: string): boolean {
-  const ha = createHash('sha256').update(a).digest();
-  const hb = createHash('sha256').update(b).digest();
-  return timingSafeEqual(ha, hb);
+  const ba = Buffer.from(a);
+  const bb = Buffer.from(b);
+  if (ba.length !== bb.length) {
+    timingSafeEqual(bb, bb);
+    return false;
+  }
+  return timingSafeEqual(ba, bb);
 }

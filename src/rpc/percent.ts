@@ -6,8 +6,13 @@
 export function percentEncode(value: string): string {
   // Most names and values (ids, numbers, plain names) need no escaping at all.
   if (UNRESERVED.test(value)) return value;
-  return encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  const encoded = encodeURIComponent(value);
+  return SUB_DELIMS.test(encoded) ? encoded.replace(SUB_DELIMS_ALL, (c) => SUB_DELIM_ESCAPES[c] ?? c) : encoded;
 }
+
+const SUB_DELIMS = /[!'()*]/;
+const SUB_DELIMS_ALL = /[!'()*]/g;
+const SUB_DELIM_ESCAPES: Record<string, string> = { '!': '%21', "'": '%27', '(': '%28', ')': '%29', '*': '%2A' };
 
 const UNRESERVED = /^[A-Za-z0-9_.~-]*$/;
 
@@ -21,14 +26,26 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  */
 export function formDecode(component: string): string | undefined {
   let ascii = true;
+  let raw8 = false;
   for (let i = 0; i < component.length; i++) {
     const c = component.charCodeAt(i);
-    if (c === 0x25 || c > 0x7f) {
+    if (c === 0x25) ascii = false;
+    else if (c > 0x7f) {
       ascii = false;
+      raw8 = true;
       break;
     }
   }
   if (ascii) return component.includes('+') ? component.replace(/\+/g, ' ') : component;
+  // Escapes but no raw bytes above 0x7f (what every client sends): the built-in decoder, which
+  // refuses a malformed escape or invalid UTF-8 as the loop below does.
+  if (!raw8) {
+    try {
+      return decodeURIComponent(component.includes('+') ? component.replace(/\+/g, '%20') : component);
+    } catch {
+      return undefined;
+    }
+  }
   const bytes = new Uint8Array(component.length);
   let n = 0;
   for (let i = 0; i < component.length; i++) {

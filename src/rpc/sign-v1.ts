@@ -10,13 +10,21 @@ export function v1StringToSign(method: string, params: Iterable<[string, string]
   const pairs: Array<[string, string]> = [];
   for (const pair of params) if (pair[0] !== 'Signature') pairs.push(pair);
   pairs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  let canonical = '';
-  for (const [k, v] of pairs) canonical += `${canonical ? '&' : ''}${percentEncode(k)}=${percentEncode(v)}`;
-  // percentEncode(canonical): its characters are unreserved or one of % = &, so only those change.
-  return `${method}&%2F&${canonical.replace(/[%=&]/g, (c) => REENCODED[c] ?? c)}`;
+  // The canonical query `k=v&k=v`, percent-encoded once more as a whole. Its characters are
+  // unreserved or one of % = &, so that outer encoding is written here directly: & and = as
+  // %26 and %3D, and each % of an encoded name or value as %25.
+  let signed = `${method}&%2F&`;
+  for (let i = 0; i < pairs.length; i++) {
+    const [k, v] = pairs[i] as [string, string];
+    signed += `${i === 0 ? '' : '%26'}${encodeTwice(k)}%3D${encodeTwice(v)}`;
+  }
+  return signed;
 }
 
-const REENCODED: Record<string, string> = { '%': '%25', '=': '%3D', '&': '%26' };
+function encodeTwice(value: string): string {
+  const once = percentEncode(value);
+  return once.includes('%') ? once.replaceAll('%', '%25') : once;
+}
 
 export function v1Signature(method: string, params: Iterable<[string, string]>, secret: string): string {
   return createHmac('sha1', `${secret}&`).update(v1StringToSign(method, params)).digest('base64');
