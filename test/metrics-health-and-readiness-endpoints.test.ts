@@ -79,6 +79,42 @@ describe('/metrics, /healthz and /readyz', () => {
   });
 });
 
+describe('request lines at log level info', () => {
+  let s: TestServer;
+  before(async () => {
+    s = await startTestServer({ logLevel: 'info' });
+  });
+  after(() => s.close());
+
+  it('an answered heartbeat writes no line (debug), a refused one does, and /metrics counts both', async () => {
+    const created = await callV1(s.url, s.root, 'CreateAccessToken', { Count: '1' });
+    const code = { id: created.body.AccessTokenId, secret: created.body.AccessTokenCode };
+    const imported = await callV1(s.url, code, 'ImportSourceServer', { MachineId: 'quiet' });
+    assert.equal(imported.status, 200, imported.text);
+    const key = { id: imported.body.SourceKeyId, secret: imported.body.SourceKeySecret };
+    const beat = await callV1(s.url, key, 'ReportSourceServerHeartbeat', { SourceId: imported.body.SourceId });
+    assert.equal(beat.status, 200, beat.text);
+    const refused = await callV1(s.url, key, 'ReportSourceServerHeartbeat', { SourceId: imported.body.SourceId, StatusInfo: 'x'.repeat(2000) });
+    assert.equal(refused.status, 400, refused.text);
+
+    const lines = () => s.logs.map((l) => JSON.parse(l));
+    // The import is logged at info, so lines are written; the refusal's line follows the answered beat's.
+    await waitForLine(() => lines().some((l) => l.requestId === refused.body.RequestId));
+    assert.equal(lines().find((l) => l.requestId === refused.body.RequestId)?.status, 400);
+    assert.equal(lines().filter((l) => l.requestId === beat.body.RequestId).length, 0, 'an answered heartbeat is a debug line');
+    assert.ok(lines().some((l) => l.requestId === imported.body.RequestId && l.msg === 'request'));
+
+    const m = parsePrometheus(await (await fetch(`${s.url}/metrics`)).text());
+    assert.equal(m.get('smcd_requests_total{action="ReportSourceServerHeartbeat",code="OK"}'), 1);
+    assert.equal(m.get('smcd_requests_total{action="ReportSourceServerHeartbeat",code="InvalidParameter.StatusInfo"}'), 1);
+  });
+});
+
+async function waitForLine(found: () => boolean): Promise<void> {
+  for (let i = 0; i < 100 && !found(); i++) await new Promise((r) => setTimeout(r, 20));
+  assert.ok(found(), 'the line was written');
+}
+
 for (const kind of STORE_KINDS)
   describe(`smcd_build_info (${kind})`, { skip: await storeSkipReason(kind) }, () => {
     it('is 1 with the package version, the Node.js version and the store kind as labels', async () => {

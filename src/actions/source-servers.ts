@@ -144,6 +144,7 @@ export const reportSourceServerHeartbeat = defineAction({
   summary: "Reports that a source is alive, signed with that source's key.",
   signedBy: 'source-key',
   nonce: 'may-lag',
+  quiet: true,
   params: {
     SourceId: sourceIdParam,
     SystemInfo: systemInfoParam,

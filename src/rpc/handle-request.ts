@@ -186,7 +186,11 @@ export function createRpcHandler(deps: RpcDependencies) {
       if (!mayLag) await store.settled();
       send(res, 200, format, `${action.name}Response`, { RequestId: requestId, ...result }, false);
       metrics.requests.inc({ action: action.name, code: 'OK' });
-      log.info({ requestId, action: action.name, status: 200, ms: +(performance.now() - started).toFixed(2), clientIp, keyId }, 'request');
+      if (!action.quiet || log.isLevelEnabled('debug'))
+        log[action.quiet ? 'debug' : 'info'](
+          { requestId, action: action.name, status: 200, ms: +(performance.now() - started).toFixed(2), clientIp, keyId },
+          'request',
+        );
     } catch (err) {
       let apiError = toApiError(err, requestId);
       try {

@@ -28,6 +28,8 @@ export interface TestServerOptions extends Partial<Omit<ServerOptions, 'store' |
   keepDir?: boolean;
   /** PostgreSQL pool size and per-operation timeout, as `smcd serve --db-pool-size/--db-timeout`. */
   storeOptions?: { poolSize?: number; timeoutMs?: number };
+  /** The server's log level; default debug (every line). */
+  logLevel?: string;
 }
 
 export const tempDir = (prefix = 'smcd-test-') => mkdtempSync(join(tmpdir(), prefix));
@@ -55,7 +57,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
       cb();
     },
   });
-  const log = pino({ level: 'debug' }, sink);
+  const log = pino({ level: opts.logLevel ?? 'debug' }, sink);
   const env = opts.env ?? {};
   const clock = opts.clock ?? (() => Date.now());
   const data = await openData(dir, opts.database ?? `sqlite:${join(dir, 'smcd.db')}`, env, opts.storeOptions);
