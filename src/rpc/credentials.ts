@@ -14,18 +14,28 @@ export interface Credential {
   sourceId?: string;
 }
 
+/** A GCM tag of 16 bytes in base64url: what a cached secret is checked against. */
+const TAG_LENGTH = 22;
+
 /**
  * Finds the secret behind a key id. The row is read on every request (a disabled
- * or rotated key takes effect at once); decryption is cached, keyed by the sealed
- * text so that a rotated secret is never served from the cache.
+ * or rotated key takes effect at once); decryption is cached per key id together with
+ * the sealed value's GCM tag, which changes with every sealing, so a rotated or resealed
+ * secret is never served from the cache.
+ *
+ * The cache holds one entry per key that signs (about 170 bytes each: 17 MB for a fleet
+ * of 100,000 sources). Sized for such a fleet: a smaller cache, cycled through by sources
+ * heartbeating in turn, missed on every beat and opened the secret each time (AES-GCM:
+ * 11 % of the CPU of a 50,000-source fleet in bench:fleet's profile).
  */
 export class CredentialResolver {
+  /** Key id -> tag + plain secret, least recently used first. */
   readonly #plain = new Map<string, string>();
 
   constructor(
     private readonly store: Store,
     private readonly box: SecretBox,
-    private readonly cacheSize = 10_000,
+    private readonly cacheSize = 100_000,
   ) {}
 
   async resolve(keyId: string): Promise<Credential | undefined> {
@@ -61,17 +71,21 @@ export class CredentialResolver {
   }
 
   #open(sealed: string, recordId: string): string {
-    const hit = this.#plain.get(sealed);
-    if (hit !== undefined) {
+    const last = sealed.lastIndexOf('.');
+    const tag = sealed.slice(sealed.lastIndexOf('.', last - 1) + 1, last);
+    const hit = this.#plain.get(recordId);
+    if (hit !== undefined && tag.length === TAG_LENGTH && hit.startsWith(tag)) {
       // Refresh recency: Map keeps insertion order, so the oldest entry is first.
-      this.#plain.delete(sealed);
-      this.#plain.set(sealed, hit);
-      return hit;
+      this.#plain.delete(recordId);
+      this.#plain.set(recordId, hit);
+      return hit.slice(TAG_LENGTH);
     }
     const plain = this.box.open(sealed, recordId);
+    if (tag.length !== TAG_LENGTH) return plain;
+    this.#plain.delete(recordId);
     const oldest = this.#plain.keys().next().value;
     if (this.#plain.size >= this.cacheSize && oldest !== undefined) this.#plain.delete(oldest);
-    this.#plain.set(sealed, plain);
+    this.#plain.set(recordId, tag + plain);
     return plain;
   }
 }
