@@ -34,6 +34,7 @@ const HELP = `Usage: npm run bench -- [options]
   --soak-duration <s>   (default 60)
   --profile <dir>       run smcd under node --cpu-prof, write profiles to <dir>, print the hot functions
   --log-level <level>   smcd --log-level (default info, as deployed)
+  --node-flags=<flags> extra node flags for smcd, space-separated (--node-flags=--max-semi-space-size=4)
   --workers <list>      smcd --workers, comma-separated counts each measured in turn (default 1); the
                         PostgreSQL pool (--pool-size) is shared out among the workers
   --pg-url <url>        PostgreSQL server for fresh databases (default postgres://postgres@127.0.0.1:5432/test)
@@ -55,6 +56,7 @@ const { values: opts } = parseArgs({
     'soak-duration': { type: 'string', default: '60' },
     profile: { type: 'string' },
     'log-level': { type: 'string', default: 'info' },
+    'node-flags': { type: 'string', default: '' },
     workers: { type: 'string', default: '1' },
     'pg-url': { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/test' },
     repeat: { type: 'string', default: '1' },
@@ -76,6 +78,8 @@ const poolSize = opts['pool-size'] ? num('pool-size', opts['pool-size'], 1, 1000
 const soakS = num('soak-duration', opts['soak-duration'], 5, 3600);
 const repeat = num('repeat', opts.repeat, 1, 20);
 const logLevel = opts['log-level']!;
+const extraNodeFlags = opts['node-flags']!.split(' ').filter(Boolean);
+for (const f of extraNodeFlags) if (!f.startsWith('--')) throw new Error(`--node-flags: ${f} is not a node flag`);
 const workerCounts = opts.workers!.split(',').map((w) => num('workers', w, 1, 64));
 const pgUrl = opts['pg-url']!;
 const profileDir = opts.profile ? resolve(opts.profile) : undefined;
@@ -193,7 +197,7 @@ async function runScenario(run: number, scenario: ScenarioName, store: StoreKind
       log(`  seeded ${fmt(SEED[scenario])} codes in ${fmt(took / 1000, 1)} s`);
     }
     const label = `${scenario}-${store}-${run}${workers > 1 ? `-w${workers}` : ''}`;
-    const nodeFlags = profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(profileDir, label)] : [];
+    const nodeFlags = [...extraNodeFlags, ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(profileDir, label)] : [])];
     // The same database concurrency whatever the worker count: the pool is shared out.
     const dbPool = store === 'postgres' ? Math.max(1, Math.ceil(poolSize / workers)) : undefined;
     server = await startSmcd({ dataDir: workDir, database, logLevel, poolSize: dbPool, nodeFlags, workers });
@@ -408,7 +412,7 @@ function summary(): string {
 
 log(`smcd bench: ${machine()}`);
 log(
-  `autocannon in this process: ${connections} connections, pipelining ${pipelining}, ${durationS} s measured after ${warmupS} s warm-up; smcd log level ${logLevel}`,
+  `autocannon in this process: ${connections} connections, pipelining ${pipelining}, ${durationS} s measured after ${warmupS} s warm-up; smcd log level ${logLevel}${extraNodeFlags.length ? `, node flags ${extraNodeFlags.join(' ')}` : ''}`,
 );
 if (stores.includes('postgres') || wanted.includes('pgbench')) {
   const why = await postgresUnavailable(pgUrl);
