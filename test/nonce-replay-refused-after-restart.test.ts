@@ -56,11 +56,11 @@ describe('nonces are persisted: a replay is refused after a restart', () => {
       };
       const first = await send();
       assert.equal(first.status, 200, JSON.stringify(first.body));
-      // At once, while the nonce is only in memory.
+      // At once, before the commit its nonce joined was fsynced (it asked for none).
       const replayed = await send();
       assert.equal(replayed.status, 400);
       assert.equal(replayed.body.Code, 'SignatureNonceUsed');
-      // Stopping writes it, so the next process refuses it too.
+      // Committed, so the next process refuses it too.
       await server.stop('SIGTERM');
       server = await startServerProcess(['--data-dir', dir]);
       const afterRestart = await send();
@@ -68,7 +68,7 @@ describe('nonces are persisted: a replay is refused after a restart', () => {
       assert.equal(afterRestart.body.Code, 'SignatureNonceUsed');
 
       // Written without an fsync, a heartbeat's nonce and time still survive a kill -9 once
-      // written (within a second for the nonce, HeartbeatRate/3 and at most 2 s for the time).
+      // written (the nonce in its event-loop turn's commit, the time within HeartbeatRate/3 and at most 2 s).
       const second = encodeForm(v1Params(sourceKey, 'ReportSourceServerHeartbeat', { SourceId: imported.body.SourceId }, { method: 'POST' }));
       const sendSecond = async () =>
         fetch(`${server.url}/`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: second });

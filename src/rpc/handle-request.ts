@@ -159,7 +159,7 @@ export function createRpcHandler(deps: RpcDependencies) {
       // Only a proven signer can use up a nonce, so nobody can burn another client's nonces.
       // An action that writes records it in its own write (one commit; a replay changes
       // nothing and is refused there); a refusal before that write records it below. A
-      // heartbeat's may lag: it is kept in memory and written in a batch (API.md 5.1).
+      // heartbeat's may lag: it is recorded, but the answer waits for no commit (API.md 5.1).
       const mayLag = action.nonce === 'may-lag';
       const expiresAt = now + limits.nonceTtlMs;
       if (action.nonce === 'with-write') pending = { keyId: claim.keyId, nonce: claim.nonce, now, expiresAt };

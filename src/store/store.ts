@@ -194,9 +194,9 @@ export interface Store {
    * Records a nonce; false when this key id used it before and it has not expired. It may
    * resolve before the nonce is durable (a group-committing store records it in the commit
    * the request's own write joins): whoever answers from it awaits settled() first.
-   * `mayLag` (heartbeats, API.md 5.1): the answer will not wait for a commit; a store used by one
-   * node may keep the nonce in memory and write it in a later batch (it still refuses it when
-   * seen again); a store shared by several nodes records it at once, so every node sees it.
+   * `mayLag` (heartbeats, API.md 5.1): the answer will not wait for a commit, and the store need
+   * not make the nonce survive a power loss (SQLite: it joins the turn's group commit without
+   * asking for an fsync); it is still recorded at once, so a replay is refused everywhere.
    */
   useNonce(keyId: string, nonce: string, now: number, expiresAt: number, mayLag?: boolean): Promise<boolean>;
   /**

@@ -78,6 +78,8 @@ function openError(err: unknown, path: string): unknown {
 interface OpenBatch {
   /** Writes that ran in it. */
   size: number;
+  /** A write in it must survive a power loss: its commit is fsynced before anything resolves. */
+  durable: boolean;
   committed: Array<() => void>;
   failed: Array<(err: unknown) => void>;
 }
@@ -201,7 +203,7 @@ export class SqliteConnection {
   #openBatch(): OpenBatch {
     if (this.#batch) return this.#batch;
     this.#tx.begin.run();
-    const batch: OpenBatch = { size: 0, committed: [], failed: [] };
+    const batch: OpenBatch = { size: 0, durable: false, committed: [], failed: [] };
     this.#batch = batch;
     setImmediate(() => this.#commit(batch));
     return batch;
@@ -219,7 +221,9 @@ export class SqliteConnection {
       return;
     }
     this.observer?.groupCommit(batch.size);
-    if (!this.#walPath) {
+    // A batch of lagging writes alone needs no fsync, unless an earlier one is still waiting
+    // for its own: batches resolve in order, so it resolves with that fsync.
+    if (!this.#walPath || (!batch.durable && this.#unsynced.length === 0 && this.#syncing.length === 0)) {
       for (const done of batch.committed) done();
       return;
     }
@@ -250,9 +254,11 @@ export class SqliteConnection {
 
   /**
    * Runs a write now, in the open transaction and its own savepoint. A write of
-   * `oneStatement` needs no savepoint: SQLite undoes a failed statement by itself.
+   * `oneStatement` needs no savepoint: SQLite undoes a failed statement by itself. One that is
+   * not `durable` (API.md 5.1: a heartbeat's nonce) makes the batch wait for no fsync; it is
+   * committed with the batch, so a kill -9 keeps it and a power loss may lose it.
    */
-  execute<T>(run: () => T, oneStatement = false): { batch: OpenBatch; value: T } {
+  execute<T>(run: () => T, oneStatement = false, durable = true): { batch: OpenBatch; value: T } {
     if (this.#closed) throw new Error('the store is closed');
     let batch: OpenBatch;
     try {
@@ -265,6 +271,7 @@ export class SqliteConnection {
       const value = run();
       if (!oneStatement) this.#tx.release.run();
       batch.size++;
+      if (durable) batch.durable = true;
       return { batch, value };
     } catch (err) {
       if (this.#db.inTransaction) {
@@ -286,11 +293,11 @@ export class SqliteConnection {
     }
   }
 
-  /** A write in the open transaction; resolves once it is committed. */
-  write<T>(run: () => T, oneStatement = false): Promise<T> {
+  /** A write in the open transaction; resolves once it is committed (and, when `durable`, on disk). */
+  write<T>(run: () => T, oneStatement = false, durable = true): Promise<T> {
     let executed: { batch: OpenBatch; value: T };
     try {
-      executed = this.execute(run, oneStatement);
+      executed = this.execute(run, oneStatement, durable);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -307,10 +314,10 @@ export class SqliteConnection {
    * its own transaction, committed without asking for an fsync (in WAL mode the commit is in the
    * operating system's hands when COMMIT returns, so a kill -9 keeps it; the next durable
    * commit's fsync covers it too). A fleet's heartbeats then cost the disk nothing and
-   * never hold the event loop in fsync. With a group commit open, it joins it.
+   * never hold the event loop in fsync. With a group commit open, it joins it without making it durable.
    */
   writeUnsynced<T>(run: () => T): Promise<T> {
-    if (this.#batch) return this.write(run);
+    if (this.#batch) return this.write(run, false, false);
     if (this.#closed) return Promise.reject(new Error('the store is closed'));
     try {
       this.#tx.begin.run();

@@ -124,8 +124,6 @@ function sourceWhere(q: SourceQuery): Where {
  */
 const UPSERT_NONCE = `INSERT INTO nonces (key_id, nonce, expires_at) VALUES (?, ?, ?)
   ON CONFLICT (key_id, nonce) DO UPDATE SET expires_at = excluded.expires_at WHERE nonces.expires_at <= ?`;
-/** Heartbeat nonces are written this long after the first of a batch arrives. */
-const LAGGING_NONCE_DELAY_MS = 1_000;
 /**
  * Rows per write when many are written at once (heartbeats, their nonces): each write holds the
  * event loop for about 2 ms. At 500 rows a chunk held it for about 10 ms, and the heartbeat's p99
@@ -140,9 +138,6 @@ export class SqliteStore implements Store {
   readonly #db: SqliteConnection;
   /** None for an in-memory database, which another thread cannot open. */
   readonly #reads?: SqliteReadPool;
-  /** Heartbeat nonces not written yet (`useNonce(..., mayLag)`), by key id + newline + nonce. */
-  #laggingNonces = new Map<string, { keyId: string; nonce: string; now: number; expiresAt: number }>();
-  #laggingTimer?: NodeJS.Timeout;
 
   constructor(path: string, options: { timeoutMs?: number } = {}) {
     this.description = `sqlite:${path}`;
@@ -165,8 +160,6 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
-    clearTimeout(this.#laggingTimer);
-    await this.#writeLaggingNonces().catch(() => {});
     await this.#reads?.close();
     await this.#db.close();
   }
@@ -242,46 +235,15 @@ export class SqliteStore implements Store {
    * caller awaits settled() before it answers.
    */
   async useNonce(keyId: string, nonce: string, now: number, expiresAt: number, mayLag = false): Promise<boolean> {
-    if (mayLag) {
-      // A heartbeat's nonce (API.md 5.1): refused when seen, written within a second in a batch,
-      // so a fleet's beats cost no commit each. A crash before that write lets one heartbeat repeat.
-      const lagging = `${keyId}\n${nonce}`;
-      if (this.#laggingNonces.has(lagging)) return false;
-      if (this.#db.get('SELECT 1 AS seen FROM nonces WHERE key_id = ? AND nonce = ? AND expires_at > ?', keyId, nonce, now)) return false;
-      this.#laggingNonces.set(lagging, { keyId, nonce, now, expiresAt });
-      this.#laggingTimer ??= setTimeout(() => void this.#writeLaggingNonces(), LAGGING_NONCE_DELAY_MS).unref();
-      return true;
-    }
-    return this.#claimNonce(keyId, nonce, now, expiresAt);
+    // A heartbeat's nonce may lag (API.md 5.1): it joins the turn's group commit like any
+    // other, but that commit need not be fsynced for it, and its request does not wait for it.
+    return this.#claimNonce(keyId, nonce, now, expiresAt, !mayLag);
   }
 
-  #claimNonce(keyId: string, nonce: string, now: number, expiresAt: number): boolean {
-    if (this.#laggingNonces.has(`${keyId}\n${nonce}`)) return false;
+  #claimNonce(keyId: string, nonce: string, now: number, expiresAt: number, durable = true): boolean {
     // One statement: a live row refuses; an expired row for the same nonce is taken over, not a replay.
-    const { value } = this.#db.execute(() => this.#db.run(UPSERT_NONCE, keyId, nonce, expiresAt, now) > 0, true);
+    const { value } = this.#db.execute(() => this.#db.run(UPSERT_NONCE, keyId, nonce, expiresAt, now) > 0, true, durable);
     return value;
-  }
-
-  /**
-   * Writes the lagging nonces in batches of a few hundred, each its own group-committed write,
-   * so no single write holds the event loop long. Those a failed batch held are kept for the next try.
-   */
-  async #writeLaggingNonces(): Promise<void> {
-    this.#laggingTimer = undefined;
-    const pending = [...this.#laggingNonces];
-    for (let i = 0; i < pending.length; i += WRITE_CHUNK) {
-      const chunk = pending.slice(i, i + WRITE_CHUNK);
-      try {
-        await this.#db.writeUnsynced(() => {
-          for (const [, n] of chunk) this.#db.run(UPSERT_NONCE, n.keyId, n.nonce, n.expiresAt, n.now);
-        });
-        for (const [k] of chunk) this.#laggingNonces.delete(k);
-        await yieldToRequests();
-      } catch {
-        this.#laggingTimer ??= setTimeout(() => void this.#writeLaggingNonces(), LAGGING_NONCE_DELAY_MS).unref();
-        return;
-      }
-    }
   }
 
   purgeExpired(now: number, eventsBefore?: number): Promise<void> {
