@@ -23,7 +23,7 @@ const HELP = `Usage: npm run bench:fleet -- [options]
   --sources <n>       sources in the fleet (default 100000)
   --interval <s>      seconds between one source's heartbeats, also smcd --heartbeat-rate (default 30)
   --duration <s>      measured seconds (default 60)
-  --warmup <s>        unmeasured seconds first (default 10)
+  --warmup <s>        unmeasured seconds first (default: one interval + 2, so every source has beaten once)
   --keep-alive        reuse connections (default: a new connection per heartbeat, as curl in the agent)
   --log-level <l>     smcd's log level (default info, as deployed)
   --profile <dir>     run smcd under node --cpu-prof, print the hot functions
@@ -34,7 +34,7 @@ const { values: opts } = parseArgs({
     sources: { type: 'string', default: '100000' },
     interval: { type: 'string', default: '30' },
     duration: { type: 'string', default: '60' },
-    warmup: { type: 'string', default: '10' },
+    warmup: { type: 'string' },
     'keep-alive': { type: 'boolean', default: false },
     'log-level': { type: 'string', default: 'info' },
     profile: { type: 'string' },
@@ -49,7 +49,7 @@ const num = intOption;
 const sources = num('sources', opts.sources, 1, 10_000_000);
 const intervalS = num('interval', opts.interval, 1, 3600);
 const durationS = num('duration', opts.duration, 1, 3600);
-const warmupS = num('warmup', opts.warmup, 0, 600);
+const warmupS = opts.warmup === undefined ? intervalS + 2 : num('warmup', opts.warmup, 0, 600);
 const rate = sources / intervalS;
 
 interface FleetSource {
