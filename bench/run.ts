@@ -402,10 +402,10 @@ function summary(): string {
   }
   if (results.length) {
     const peak = Math.max(...results.map((r) => r.rss.hwmMb));
-    row('peak RSS of smcd, any scenario (VmHWM)', `${fmt(peak, 1)} MB`, '< 150 MB', peak < 150);
+    row('peak RSS of smcd, any scenario (VmHWM)', `${fmt(peak, 1)} MB`, '< 100 MB', peak < 100);
   }
   for (const s of soaks) {
-    row(`soak ${soakS} s: RSS first / last / peak`, `${fmt(s.firstMb)} / ${fmt(s.lastMb)} / ${fmt(s.peakMb)} MB`, '< 150 MB', s.peakMb < 150);
+    row(`soak ${soakS} s: RSS first / last / peak`, `${fmt(s.firstMb)} / ${fmt(s.lastMb)} / ${fmt(s.peakMb)} MB`, '< 100 MB', s.peakMb < 100);
   }
   return lines.join('\n');
 }
