@@ -125,9 +125,10 @@ function sourceWhere(q: SourceQuery): Where {
 const UPSERT_NONCE = `INSERT INTO nonces (key_id, nonce, expires_at) VALUES (?, ?, ?)
   ON CONFLICT (key_id, nonce) DO UPDATE SET expires_at = excluded.expires_at WHERE nonces.expires_at <= ?`;
 /**
- * Rows per write when many are written at once (heartbeats, their nonces): each write holds the
+ * Rows per write when many are written at once (a flush of heartbeat times): each write holds the
  * event loop for about 2 ms. At 500 rows a chunk held it for about 10 ms, and the heartbeat's p99
- * at half its max rate was 28-33 ms against 17-19 ms at 100 (alternated runs, bench/README.md).
+ * at half its max rate was 28-33 ms against 17-19 ms at 100 (alternated runs, when heartbeat
+ * nonces were written in such chunks too; bench/README.md).
  */
 const WRITE_CHUNK = 100;
 /** Lets waiting requests run between two chunks of a long write. */
