@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { startTestServer, type TestServer, tempDir } from './helpers/server.ts';
 import { callV1 } from './helpers/sign.ts';
 import { openTestDatabase, STORE_KINDS, storeSkipReason } from './helpers/stores.ts';
+import { waitFor } from './helpers/wait.ts';
 
 /** Parses Prometheus text exposition into `name{labels}` -> value. */
 function parsePrometheus(text: string): Map<string, number> {
@@ -99,7 +100,7 @@ describe('request lines at log level info', () => {
 
     const lines = () => s.logs.map((l) => JSON.parse(l));
     // The import is logged at info, so lines are written; the refusal's line follows the answered beat's.
-    await waitForLine(() => lines().some((l) => l.requestId === refused.body.RequestId));
+    await waitFor("the refused beat's line", () => lines().some((l) => l.requestId === refused.body.RequestId), 2_000);
     assert.equal(lines().find((l) => l.requestId === refused.body.RequestId)?.status, 400);
     assert.equal(lines().filter((l) => l.requestId === beat.body.RequestId).length, 0, 'an answered heartbeat is a debug line');
     assert.ok(lines().some((l) => l.requestId === imported.body.RequestId && l.msg === 'request'));
@@ -109,11 +110,6 @@ describe('request lines at log level info', () => {
     assert.equal(m.get('smcd_requests_total{action="ReportSourceServerHeartbeat",code="InvalidParameter.StatusInfo"}'), 1);
   });
 });
-
-async function waitForLine(found: () => boolean): Promise<void> {
-  for (let i = 0; i < 100 && !found(); i++) await new Promise((r) => setTimeout(r, 20));
-  assert.ok(found(), 'the line was written');
-}
 
 for (const kind of STORE_KINDS)
   describe(`smcd_build_info (${kind})`, { skip: await storeSkipReason(kind) }, () => {

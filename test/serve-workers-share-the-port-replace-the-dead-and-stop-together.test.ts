@@ -7,6 +7,7 @@ import { type ServerProcess, SMCD_BIN, startServerProcess } from './helpers/proc
 import { runProcess } from './helpers/run-process.ts';
 import { tempDir } from './helpers/server.ts';
 import { type Creds, callV1 } from './helpers/sign.ts';
+import { waitFor } from './helpers/wait.ts';
 
 /** The JSON log lines a server process wrote so far. */
 function logLines(server: ServerProcess): Array<Record<string, any>> {
@@ -17,16 +18,6 @@ function logLines(server: ServerProcess): Array<Record<string, any>> {
       return [];
     }
   });
-}
-
-async function waitFor<T>(what: string, probe: () => T | undefined, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = probe();
-    if (found !== undefined) return found;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 const alive = (pid: number) => {

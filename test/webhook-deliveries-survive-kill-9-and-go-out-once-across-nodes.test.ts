@@ -8,18 +8,14 @@ import { type ServerProcess, startServerProcess } from './helpers/process-server
 import { tempDir } from './helpers/server.ts';
 import { type Creds, callV1 } from './helpers/sign.ts';
 import { openTestDatabase, STORE_KINDS, storeSkipReason } from './helpers/stores.ts';
+import { waitFor } from './helpers/wait.ts';
 import { sleep, startReceiver, verifySignature } from './helpers/webhook-receiver.ts';
 
 /** Retries 50 ms apart, doubling: the whole test runs in seconds (SMCD_WEBHOOK_BACKOFF_MS is for tests only). */
 const FAST = { SMCD_WEBHOOK_BACKOFF_MS: '50' };
 
-async function waitFor(done: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 2_400; i++) {
-    if (await done()) return;
-    await sleep(50);
-  }
-  assert.fail(`never happened: ${what}`);
-}
+/** Deliveries are retried with backoff across restarts: up to two minutes. */
+const DELIVERY_WAIT_MS = 120_000;
 
 async function createWebhook(url: string, root: Creds, target: string, types: string[]) {
   const params: Record<string, string> = { Url: target };
@@ -52,14 +48,14 @@ for (const kind of STORE_KINDS) {
           assert.equal(r.status, 200, r.text);
           codes.push(r.body.AccessTokenId);
         }
-        await waitFor(() => receiver.received.length > 0, 'a first attempt');
+        await waitFor('a first attempt', () => receiver.received.length > 0, DELIVERY_WAIT_MS);
         server.child.kill('SIGKILL');
         await server.stop();
         up = true;
         const attemptsBefore = receiver.received.length;
 
         server = await startServerProcess(args, env);
-        await waitFor(() => receiver.received.filter((r) => r.answered === 200).length === 5, 'five deliveries after the restart');
+        await waitFor('five deliveries after the restart', () => receiver.received.filter((r) => r.answered === 200).length === 5, DELIVERY_WAIT_MS);
         const delivered = receiver.received.filter((r) => r.answered === 200);
         assert.deepEqual(
           delivered.map((r) => r.event.ResourceId),
@@ -124,7 +120,7 @@ describe('two PostgreSQL nodes deliver each event exactly once', { skip: await p
           assert.equal(imported.status, 200, imported.text);
         }),
       );
-      await waitFor(() => receiver.received.filter((r) => r.answered === 200).length >= 20, 'twenty deliveries');
+      await waitFor('twenty deliveries', () => receiver.received.filter((r) => r.answered === 200).length >= 20, DELIVERY_WAIT_MS);
       await sleep(500);
       const byEvent = new Map<string, number[]>();
       for (const r of receiver.received) byEvent.set(r.event.EventId, [...(byEvent.get(r.event.EventId) ?? []), r.answered]);
