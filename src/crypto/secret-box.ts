@@ -2,6 +2,8 @@ import { createCipheriv, createDecipheriv, createHmac } from 'node:crypto';
 import { randomBytesPooled } from './random-pool.ts';
 
 const VERSION = 'v2';
+/** A 16-byte GCM tag in base64url. */
+const TAG_CHARS = 22;
 
 /** A master key and the id sealed values name it by. */
 export interface MasterKey {
@@ -78,6 +80,16 @@ export class SecretBox {
   /** The id of the key a sealed value was sealed with. */
   static keyIdOf(sealed: string): string {
     return sealed.split('.')[1] ?? '';
+  }
+
+  /**
+   * A sealed value's GCM tag (22 characters), new with every sealing: what tells two sealings of
+   * a record apart without opening either. Empty when the value is not in this format.
+   */
+  static tagOf(sealed: string): string {
+    const last = sealed.lastIndexOf('.');
+    const tag = last > 0 ? sealed.slice(sealed.lastIndexOf('.', last - 1) + 1, last) : '';
+    return tag.length === TAG_CHARS ? tag : '';
   }
 
   open(sealed: string, recordId: string): string {

@@ -1,5 +1,5 @@
 import { type CredentialKind, credentialKindOf } from '../crypto/ids.ts';
-import type { SecretBox } from '../crypto/secret-box.ts';
+import { SecretBox } from '../crypto/secret-box.ts';
 import type { Store } from '../store/store.ts';
 
 export interface Credential {
@@ -14,9 +14,6 @@ export interface Credential {
   sourceId?: string;
 }
 
-/** A GCM tag of 16 bytes in base64url: what a cached secret is checked against. */
-const TAG_LENGTH = 22;
-
 /**
  * Finds the secret behind a key id. The row is read on every request (a disabled
  * or rotated key takes effect at once); decryption is cached per key id together with
@@ -29,8 +26,8 @@ const TAG_LENGTH = 22;
  * 11 % of the CPU of a 50,000-source fleet in bench:fleet's profile).
  */
 export class CredentialResolver {
-  /** Key id -> tag + plain secret, least recently used first. */
-  readonly #plain = new Map<string, string>();
+  /** Key id -> the sealed value's tag and the plain secret, least recently used first. */
+  readonly #plain = new Map<string, { tag: string; plain: string }>();
 
   constructor(
     private readonly store: Store,
@@ -71,21 +68,21 @@ export class CredentialResolver {
   }
 
   #open(sealed: string, recordId: string): string {
-    const last = sealed.lastIndexOf('.');
-    const tag = sealed.slice(sealed.lastIndexOf('.', last - 1) + 1, last);
+    const tag = SecretBox.tagOf(sealed);
     const hit = this.#plain.get(recordId);
-    if (hit !== undefined && tag.length === TAG_LENGTH && hit.startsWith(tag)) {
+    if (hit !== undefined && tag !== '' && hit.tag === tag) {
       // Refresh recency: Map keeps insertion order, so the oldest entry is first.
       this.#plain.delete(recordId);
       this.#plain.set(recordId, hit);
-      return hit.slice(TAG_LENGTH);
+      return hit.plain;
     }
     const plain = this.box.open(sealed, recordId);
-    if (tag.length !== TAG_LENGTH) return plain;
+    if (tag === '') return plain;
     this.#plain.delete(recordId);
     const oldest = this.#plain.keys().next().value;
     if (this.#plain.size >= this.cacheSize && oldest !== undefined) this.#plain.delete(oldest);
-    this.#plain.set(recordId, tag + plain);
+    // A copy of the tag: a slice would keep the whole sealed value alive in the cache.
+    this.#plain.set(recordId, { tag: Buffer.from(tag, 'latin1').toString('latin1'), plain });
     return plain;
   }
 }
