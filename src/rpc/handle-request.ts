@@ -107,7 +107,7 @@ export function createRpcHandler(deps: RpcDependencies) {
     let keyId: string | undefined;
     let bodyRead = false;
     let wrongSignatureFor: string | undefined;
-    /** A nonce the action's write records (RpcAction.nonceWithWrite), until it has. */
+    /** A nonce the action's write records (`nonce: 'with-write'`), until it has. */
     let pending: NonceUse | undefined;
     const now = clock();
     try {
@@ -181,8 +181,8 @@ export function createRpcHandler(deps: RpcDependencies) {
       if (pending && !pending.written && !(await recordNonce(pending))) throw errors.nonceUsed();
       // Nothing is answered before what it rests on (its nonce, what it read) is on disk. API.md
       // 5.1 would let reads answer earlier too; measured under load, waiting for the group commit
-      // serves more of them (answers, reads and commits batch together). A heartbeat commits
-      // nothing of its own (its nonce and beat are written in batches): it answers at once.
+      // serves more of them (answers, reads and commits batch together). A heartbeat waits for
+      // no commit (its nonce needs no fsync, its beat is written in a later batch): it answers at once.
       if (!mayLag) await store.settled();
       send(res, 200, format, `${action.name}Response`, { RequestId: requestId, ...result }, false);
       metrics.requests.inc({ action: action.name, code: 'OK' });
